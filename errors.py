@@ -1,0 +1,50 @@
+"""Every error Discomfort raises on purpose. Each names the thing at fault: a file, a node, a port uid, an iteration."""
+
+from __future__ import annotations
+
+
+class DiscomfortError(Exception):
+    """Base class: catch this to catch every error Discomfort raises on purpose."""
+
+
+class WorkflowError(DiscomfortError, ValueError):
+    """A workflow (UI or API format) is malformed or cannot be used as asked."""
+
+
+class PortError(WorkflowError):
+    """One or more DiscomfortPort nodes are set up wrongly; `problems` lists every one found, not just the first."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class ComfyNotFoundError(DiscomfortError):
+    """No ComfyUI could be found or booted for an embedded run."""
+
+
+class PromptValidationError(WorkflowError):
+    """ComfyUI refused a prompt at validation; `node_errors` is ComfyUI's own per-node report."""
+
+    def __init__(self, message: str, node_errors: dict | None = None):
+        self.node_errors = node_errors or {}
+        super().__init__(message)
+
+
+class ExecutionError(DiscomfortError):
+    """A node failed while a prompt ran. Names the node id and class, and keeps ComfyUI's message and traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        class_type: str | None = None,
+        exception_type: str | None = None,
+        traceback: list[str] | None = None,
+    ):
+        self.node_id = node_id
+        self.class_type = class_type
+        self.exception_type = exception_type
+        self.traceback = traceback or []
+        super().__init__(message)

@@ -1,0 +1,65 @@
+"""One entry point for working on Discomfort: provisions the runtime on first use, then runs the asked-for job.
+
+python3 tools/dev.py demo        run the example loop headless on the embedded ComfyUI, images to out/demo
+python3 tools/dev.py test [ARGS] run the test suite (ARGS go to pytest)
+python3 tools/dev.py lint        ruff over the repository
+python3 tools/dev.py python ARGS run the runtime's Python with Discomfort importable
+python3 tools/dev.py provision   build the runtime if needed and print where it is
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provision import Runtime, ensure_runtime
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_WORKFLOW = REPO / "examples" / "invert_through_port.api.json"
+
+
+def importable_env(runtime: Runtime) -> dict[str, str]:
+    """The runtime's environment, with this checkout importable as `discomfort` whatever its folder is called."""
+    link_parent = REPO / "build" / "pythonpath"
+    link = link_parent / "discomfort"
+    link_parent.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and link.resolve() == REPO):
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(REPO, target_is_directory=True)
+    env = runtime.env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(link_parent), env.get("PYTHONPATH")]))
+    return env
+
+
+def run(runtime: Runtime, *args: str) -> int:
+    return subprocess.call([str(runtime.python), *args], env=importable_env(runtime), cwd=REPO)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in ("demo", "test", "lint", "python", "provision"):
+        print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+        return 2
+    runtime = ensure_runtime()
+    if command == "provision":
+        print(f"python  {runtime.python}\ncomfyui {runtime.comfyui}")
+        return 0
+    if command == "demo":
+        output = rest[0] if rest else str(REPO / "out" / "demo")
+        return run(runtime, "-m", "discomfort", "run", str(DEMO_WORKFLOW), "--output", output)
+    if command == "test":
+        return run(runtime, "-m", "pytest", *rest)
+    if command == "lint":
+        return run(runtime, "-m", "ruff", "check", str(REPO), *rest)
+    return run(runtime, *rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
