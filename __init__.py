@@ -4,21 +4,34 @@ ComfyUI loads this file from custom_nodes/ and reads NODE_CLASS_MAPPINGS; Python
 Either way nothing of ComfyUI is imported here, so `import discomfort` works before ComfyUI is booted.
 """
 
-from .errors import DiscomfortError, PortError, WorkflowError
+from .errors import DiscomfortError, LoopError, PortError, WorkflowError
+from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
+from .executor.loop_node import DiscomfortLoop
+from .executor.server_hook import install as _install_server_hook
 from .ports.node import DiscomfortPort
 
 NODE_CLASS_MAPPINGS = {
     "DiscomfortPort": DiscomfortPort,
+    "DiscomfortLoop": DiscomfortLoop,
+    "DiscomfortCarryIn": DiscomfortCarryIn,
+    "DiscomfortCarryOut": DiscomfortCarryOut,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortPort": "Discomfort Port",
+    "DiscomfortLoop": "Discomfort Loop",
+    "DiscomfortCarryIn": "Discomfort Carry In (internal)",
+    "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
 }
+
+# Inside a running ComfyUI server, prepare every queued prompt that holds a loop; elsewhere this does nothing.
+_install_server_hook()
 
 __all__ = [
     "NODE_CLASS_MAPPINGS",
     "NODE_DISPLAY_NAME_MAPPINGS",
     "DiscomfortError",
+    "LoopError",
     "PortError",
     "WorkflowError",
 ]

@@ -48,3 +48,25 @@ class ExecutionError(DiscomfortError):
         self.exception_type = exception_type
         self.traceback = traceback or []
         super().__init__(message)
+
+
+class BodyError(ExecutionError):
+    """A node of a loop body failed in one inner run; `original` is the exception the node raised."""
+
+    def __init__(self, message: str, *, original: BaseException | None = None, **details):
+        self.original = original
+        super().__init__(message, **details)
+
+
+class LoopError(DiscomfortError):
+    """A loop stopped on an error. Names the loop, the iteration and the body node; `record` keeps what the
+    iterations that finished produced."""
+
+    def __init__(self, message: str, *, loop_id: str, iteration: int | None = None, node_id: str | None = None,
+                 class_type: str | None = None, record: object = None):  # fmt: skip
+        self.loop_id = loop_id
+        self.iteration = iteration
+        self.node_id = node_id
+        self.class_type = class_type
+        self.record = record
+        super().__init__(message)

@@ -67,6 +67,18 @@ class EmbeddedComfy:
     root: Path
     server: HeadlessServer
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _prompt_executor: Any = None
+
+    def _executor(self) -> Any:
+        # One executor for every prompt, as ComfyUI's server keeps one: cached outputs and node instances (a
+        # loop's private executor among them) carry over from one prompt to the next.
+        import execution
+
+        if self._prompt_executor is None:
+            self._prompt_executor = execution.PromptExecutor(
+                self.server, cache_type=execution.CacheType.CLASSIC, cache_args=portable_cache_args()
+            )
+        return self._prompt_executor
 
     @property
     def output_directory(self) -> Path:
@@ -91,8 +103,11 @@ class EmbeddedComfy:
         """Validate and run an API prompt to the end; raise `PromptValidationError` or `ExecutionError` on failure."""
         import execution
 
+        from .plan import prepare_prompt
+
         prompt_id = prompt_id or str(uuid.uuid4())
-        prompt = {node_id: dict(node) for node_id, node in prompt.items()}
+        # What ComfyUI's server does to every queued prompt through Discomfort's on-prompt hook.
+        prompt = {node_id: dict(node) for node_id, node in prepare_prompt(prompt).items()}
         messages: list[tuple[str, Any]] = []
 
         def record(event: str, data: Any) -> None:
@@ -105,9 +120,7 @@ class EmbeddedComfy:
                 valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
                 if not valid:
                     raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
-                executor = execution.PromptExecutor(
-                    self.server, cache_type=execution.CacheType.CLASSIC, cache_args=portable_cache_args()
-                )
+                executor = self._executor()
                 self.server.last_prompt_id = prompt_id
                 executor.execute(prompt, prompt_id, dict(extra_data or {}), outputs)
             finally:
@@ -135,9 +148,11 @@ def describe_validation_error(prompt: Mapping[str, Any], error: Mapping[str, Any
 def execution_error_from(status_messages: Iterable[tuple[str, Mapping[str, Any]]]) -> ExecutionError:
     for event, data in status_messages:
         if event == "execution_error":
+            # ComfyUI names the type with its module, which for a custom node is a file path.
+            type_name = str(data.get("exception_type", "")).rpartition(".")[2]
             return ExecutionError(
                 f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
-                f"{data.get('exception_type')}: {data.get('exception_message', '').strip()}",
+                f"{type_name}: {data.get('exception_message', '').strip()}",
                 node_id=data.get("node_id"),
                 class_type=data.get("node_type"),
                 exception_type=data.get("exception_type"),

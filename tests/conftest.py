@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_client import comfy_server, link_custom_node
 
 REPO = Path(__file__).resolve().parent.parent
+TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes" / "discomfort_testing"
 # Deliberately not "discomfort": ComfyUI must load the pack whatever its folder is called.
 CUSTOM_NODE_NAME = "comfyui-discomfort"
 
@@ -28,13 +30,18 @@ def comfyui_root() -> Path:
     return Path(path).resolve()
 
 
+def install_custom_nodes(folder: Path) -> None:
+    link_custom_node(folder, REPO, CUSTOM_NODE_NAME)
+    link_custom_node(folder, TESTING_NODES, "discomfort_testing")
+
+
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """ComfyUI booted in this process once per session, Discomfort loaded by ComfyUI's custom-node loader."""
     from discomfort.executor.embedded import boot
 
     base = tmp_path_factory.mktemp("inprocess")
-    link_custom_node(base / "custom_nodes", REPO, CUSTOM_NODE_NAME)
+    install_custom_nodes(base / "custom_nodes")
     return boot(
         comfyui_root(),
         custom_node_dirs=[base / "custom_nodes"],
@@ -50,7 +57,7 @@ def comfy(tmp_path_factory):
 def server(tmp_path_factory):
     """ComfyUI's main.py on 127.0.0.1, Discomfort in its custom_nodes; stopped by PID at the end of the session."""
     base = tmp_path_factory.mktemp("server")
-    link_custom_node(base / "custom_nodes", REPO, CUSTOM_NODE_NAME)
+    install_custom_nodes(base / "custom_nodes")
     with comfy_server(comfyui_root(), base) as running:
         yield running
 
@@ -60,3 +67,39 @@ def client(server):
     client = server.client()
     yield client
     client.close()
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    """A file the testing nodes append to, one line per run; `read_log()` gives the lines."""
+    path = tmp_path / "runs.log"
+    path.touch()
+    return path
+
+
+def read_log(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def loaded(comfy):
+    """Discomfort's package and the testing pack as ComfyUI's loader imported them (not `import discomfort`).
+
+    The nodes ComfyUI runs belong to these module objects, so tests that call the engine directly or read what
+    a capture node kept must go through them.
+    """
+    import nodes
+
+    def package_of(node_class: str):
+        module = sys.modules[nodes.NODE_CLASS_MAPPINGS[node_class].__module__]
+        root = module.__name__.split(".executor")[0].split(".ports")[0]
+        return sys.modules[root]
+
+    return SimpleNamespace(discomfort=package_of("DiscomfortLoop"), testing=package_of("DiscomfortTestCapture"))
+
+
+@pytest.fixture
+def captured(loaded):
+    """The values capture nodes received in this test, by label."""
+    loaded.testing.CAPTURED.clear()
+    return loaded.testing.CAPTURED

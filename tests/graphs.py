@@ -23,3 +23,28 @@ def assert_inverted(pixel: tuple[int, ...], color: int = COLOR) -> None:
     # ComfyUI stores 8-bit colors as float32 and truncates on save, so 255 - c can come out one lower.
     for got, original in zip(pixel[:3], rgb(color), strict=True):
         assert 255 - original - 1 <= got <= 255 - original, f"pixel {pixel[:3]} is not the inverse of {rgb(color)}"
+
+
+def port(uid: str, value: list | None = None, tags: str = "loop") -> dict:
+    inputs = {"unique_id": uid, "tags": tags}
+    if value is not None:
+        inputs["value"] = value
+    return {"class_type": "DiscomfortPort", "inputs": inputs}
+
+
+def loop(body: str = "loop", iterations: int = 4, uids: str = "", accumulate: str = "", stop_when: str = "",
+         **values: list) -> dict:  # fmt: skip
+    inputs = {"body": body, "iterations": iterations, "uids": uids, "accumulate": accumulate, "stop_when": stop_when}
+    return {"class_type": "DiscomfortLoop", "inputs": {**inputs, **values}}
+
+
+def node(class_type: str, **inputs) -> dict:
+    return {"class_type": class_type, "inputs": inputs}
+
+
+def empty_image(color: int = COLOR, size: int = 8) -> dict:
+    return node("EmptyImage", width=size, height=size, batch_size=1, color=color)
+
+
+def save(image: list, prefix: str) -> dict:
+    return node("SaveImage", images=image, filename_prefix=prefix)

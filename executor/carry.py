@@ -1,0 +1,110 @@
+"""The internal nodes a loop body is rewritten with, and the registry of running loops they talk to.
+
+A carry-in node takes its value from the run its token names; a carry-out node hands its value to that run. Values
+pass by reference: nothing is copied or serialized on the way. Tokens are ``<run id>/<uid>/<version>``: the version
+changes exactly when the value does, so ComfyUI's cache re-runs what depends on a changed value and nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DiscomfortError
+from ..ports.anytype import ANY
+
+_USE_FEEDER = object()  # the carry-in should pass on what feeds it (iteration 0 of a PASSTHRU entry)
+
+
+@dataclass
+class CarryRun:
+    """One loop run's mailbox: values going into the body, and values the body gave back this iteration."""
+
+    id: str
+    loop_id: str
+    taken: dict[str, Any] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict)
+
+    def token(self, uid: str, version: int) -> str:
+        return f"{self.id}/{uid}/{version}"
+
+    def offer(self, uid: str, value: Any) -> None:
+        self.taken[uid] = value
+
+    def offer_feeder(self, uid: str) -> None:
+        self.taken[uid] = _USE_FEEDER
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._runs: dict[str, CarryRun] = {}
+        self._lock = threading.Lock()
+
+    def open(self, loop_id: str) -> CarryRun:
+        run = CarryRun(uuid.uuid4().hex, loop_id)
+        with self._lock:
+            self._runs[run.id] = run
+        return run
+
+    def close(self, run: CarryRun) -> None:
+        with self._lock:
+            self._runs.pop(run.id, None)
+
+    def lookup(self, token: str) -> tuple[CarryRun, str]:
+        run_id, _, rest = token.partition("/")
+        uid = rest.rpartition("/")[0]
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            raise DiscomfortError(f"no running loop owns the token {token!r}; carry nodes run only inside a loop")
+        return run, uid
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+runs = _Registry()
+
+
+class DiscomfortCarryIn:
+    """Internal: stands where a loop's entry port stood, and gives the value the loop carries in."""
+
+    DESCRIPTION = "Internal to Discomfort loops: the value a loop carries into its body. Not for use in graphs."
+    CATEGORY = "Discomfort/internal"
+    RETURN_TYPES = (ANY,)
+    RETURN_NAMES = ("value",)
+    FUNCTION = "take"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"token": ("STRING", {"default": ""})}, "optional": {"initial": (ANY, {"lazy": True})}}
+
+    def check_lazy_status(self, token: str, initial: Any = None) -> list[str]:
+        run, uid = runs.lookup(token)
+        return ["initial"] if run.taken.get(uid) is _USE_FEEDER else []
+
+    def take(self, token: str, initial: Any = None) -> tuple[Any]:
+        run, uid = runs.lookup(token)
+        value = run.taken.get(uid)
+        return (initial if value is _USE_FEEDER else value,)
+
+
+class DiscomfortCarryOut:
+    """Internal: stands where a loop's exit port stood, and hands the value to the loop."""
+
+    DESCRIPTION = "Internal to Discomfort loops: the value a loop's body gives back. Not for use in graphs."
+    CATEGORY = "Discomfort/internal"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "give"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"token": ("STRING", {"default": ""}), "value": (ANY, {})}}
+
+    def give(self, token: str, value: Any) -> dict:
+        run, uid = runs.lookup(token)
+        run.given[uid] = value
+        return {}

@@ -1,0 +1,254 @@
+"""The loop engine: runs a compiled body N times, or until a stop value, carrying values between iterations.
+
+Every front (the loop node, the Python API, the CLI) ends here. Values move by reference: the engine hands
+carried values to the carry-in nodes and collects what the carry-out nodes give, never copying them; what it
+accumulates is kept as a list and joined once, at the end, so no iteration costs more than the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BodyError, DiscomfortError, LoopError, PromptValidationError
+from . import compat
+from .carry import CarryRun, runs
+from .nested import NestedRunner
+from .plan import CARRY_OUT, ITERATION_UID, LoopPlan
+
+log = logging.getLogger(__name__)
+
+MAX_ITERATIONS = 100_000  # a hard cap, whatever a widget or an API call asks for
+
+Progress = Callable[[int, int], None]  # (finished iterations, planned iterations)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    iterations: int
+    stop_when: str | None = None  # uid of an OUTPUT port; the loop ends after the iteration where it is true
+    accumulate: tuple[str, ...] = ()
+
+    def check(self, plan: LoopPlan) -> None:
+        where = f"loop {plan.loop_id}"
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int):
+            raise DiscomfortError(f"{where}: iterations must be a whole number, got {self.iterations!r}")
+        if not 0 <= self.iterations <= MAX_ITERATIONS:
+            raise DiscomfortError(f"{where}: iterations must be between 0 and {MAX_ITERATIONS}, got {self.iterations}")
+        for uid in (self.stop_when, *self.accumulate):
+            if uid and uid not in plan.exits:
+                known = ", ".join(sorted(plan.exits)) or "none"
+                raise DiscomfortError(
+                    f"{where}: no OUTPUT port in body {plan.body_name!r} has uid {uid!r} (OUTPUT uids: {known})"
+                )
+
+
+@dataclass
+class LoopRecord:
+    """What a loop run has produced so far; filled as iterations finish, so it survives an error or an interrupt."""
+
+    iterations: int = 0  # finished iterations
+    values: dict[str, Any] = field(default_factory=dict)  # the latest value of every uid
+    accumulated: dict[str, list[Any]] = field(default_factory=dict)  # uid -> one value per finished iteration
+    seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
+    stopped_early: bool = False
+
+    def joined(self, uid: str) -> Any:
+        """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
+        return join_batch(self.accumulated.get(uid, []))
+
+
+def join_batch(items: Sequence[Any]) -> Any:
+    """IMAGE/MASK tensors concatenate along dim 0, LATENT dicts along their samples; anything else stays a list."""
+    if not items:
+        return None
+    first = items[0]
+    if _is_tensor(first) and all(_is_tensor(x) and x.shape[1:] == first.shape[1:] for x in items):
+        import torch
+
+        return torch.cat(list(items), dim=0)
+    if isinstance(first, dict) and all(isinstance(x, dict) and _is_tensor(x.get("samples")) for x in items):
+        import torch
+
+        joined = dict(first)
+        joined["samples"] = torch.cat([x["samples"] for x in items], dim=0)
+        if all(_is_tensor(x.get("noise_mask")) for x in items):
+            joined["noise_mask"] = torch.cat([x["noise_mask"] for x in items], dim=0)
+        else:
+            joined.pop("noise_mask", None)
+        joined.pop("batch_index", None)  # per-item indices of the parts no longer describe the whole
+        return joined
+    return list(items)
+
+
+def run_loop(
+    plan: LoopPlan,
+    settings: LoopSettings,
+    runner: NestedRunner,
+    *,
+    initial: Mapping[str, Any] | None = None,
+    prompt_id: str = "discomfort",
+    extra_data: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    record: LoopRecord | None = None,
+) -> LoopRecord:
+    """Run `plan` on `runner` and return what it produced.
+
+    Args:
+        initial: iteration-0 values by uid; a uid not given here takes what feeds its PASSTHRU entry port.
+        prompt_id: the outer prompt's id, used to name the inner runs.
+        extra_data: handed to every inner run (extra_pnginfo, API keys, client id).
+        progress: called after every iteration with (finished, planned).
+        record: filled in place as iterations finish; pass one to keep partial results after an exception.
+    """
+    settings.check(plan)
+    initial = dict(initial or {})
+    record = record if record is not None else LoopRecord()
+    _check_initial_values(plan, initial)
+    run = runs.open(plan.loop_id)
+    try:
+        if settings.iterations == 0:
+            _initial_values(plan, runner, run, initial, prompt_id, extra_data or {}, record)
+            return record
+        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record)
+        return record
+    finally:
+        runs.close(run)
+
+
+def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record) -> None:
+    template = plan.instantiate(plan.prompt, _tokens(plan, run, 0))
+    outputs = _validated(plan, runner, template, f"{prompt_id}:{plan.loop_id}")
+    total = settings.iterations
+    record.accumulated = {uid: [] for uid in settings.accumulate}
+    carried = set(plan.carried)
+    for i in range(total):
+        compat.raise_if_interrupted()
+        for uid in plan.entries:
+            if uid == ITERATION_UID:
+                run.offer(uid, i)
+            elif i > 0 and uid in carried:
+                run.offer(uid, record.values[uid])
+            elif uid in initial:
+                run.offer(uid, initial[uid])
+            else:
+                run.offer_feeder(uid)
+        run.given = {}
+        started = time.perf_counter()
+        prompt = plan.instantiate(template, _tokens(plan, run, i))
+        try:
+            runner.run(prompt, f"{prompt_id}:{plan.loop_id}:{i}", outputs, extra_data)
+        except BodyError as error:
+            raise LoopError(
+                f"loop {plan.loop_id}, iteration {i + 1}/{total}: {error}", loop_id=plan.loop_id, iteration=i + 1,
+                node_id=error.node_id, class_type=error.class_type, record=record,
+            ) from error  # fmt: skip
+        missing = [uid for uid in plan.exits if uid not in run.given]
+        if missing:
+            raise LoopError(
+                f"loop {plan.loop_id}, iteration {i + 1}/{total}: OUTPUT port(s) {', '.join(missing)} gave no value "
+                "(a node upstream of them was blocked)", loop_id=plan.loop_id, iteration=i + 1, record=record,
+            )  # fmt: skip
+        record.values.update(run.given)
+        for uid in settings.accumulate:
+            record.accumulated[uid].append(run.given[uid])
+        record.iterations = i + 1
+        record.seconds.append(time.perf_counter() - started)
+        if progress is not None:
+            progress(i + 1, total)
+        if settings.stop_when and _truthy(run.given[settings.stop_when]):
+            record.stopped_early = i + 1 < total
+            break
+
+
+def _initial_values(plan, runner, run: CarryRun, initial, prompt_id, extra_data, record) -> None:
+    """Zero iterations return the initial values, which may need the body's feeders to run once."""
+    record.values.update({uid: value for uid, value in initial.items() if uid in plan.entries})
+    pending = [uid for uid in plan.entries if uid not in initial and uid != ITERATION_UID]
+    if not pending:
+        return
+    # A prompt of just the feeders, each into a carry-in and straight out through a carry-out.
+    starts = [plan.entries[uid][0] for uid in pending]
+    prompt = {node_id: plan.prompt[node_id] for node_id in _ancestors(plan.prompt, starts) | set(starts)}
+    uid_of = {node_id: uid for uid, ids in plan.entries.items() for node_id in ids}
+    tokens = {node_id: run.token(uid_of[node_id], 0) for node_id in prompt if node_id in uid_of}
+    for uid in plan.entries:
+        if uid in initial:
+            run.offer(uid, initial[uid])
+        else:
+            run.offer_feeder(uid)
+    for uid, carry_in in zip(pending, starts, strict=True):
+        prompt[f"{carry_in}.out"] = {"class_type": CARRY_OUT, "inputs": {"token": "", "value": [carry_in, 0]}}
+        tokens[f"{carry_in}.out"] = run.token(uid, 0)
+    prompt = plan.instantiate(prompt, tokens)
+    outputs = _validated(plan, runner, prompt, f"{prompt_id}:{plan.loop_id}:initial")
+    try:
+        runner.run(prompt, f"{prompt_id}:{plan.loop_id}:initial", outputs, extra_data)
+    except BodyError as error:
+        raise LoopError(f"loop {plan.loop_id}, initial values: {error}", loop_id=plan.loop_id, iteration=0,
+                        node_id=error.node_id, class_type=error.class_type, record=record) from error  # fmt: skip
+    record.values.update(run.given)
+
+
+def _tokens(plan: LoopPlan, run: CarryRun, iteration: int) -> dict[str, str]:
+    """Carry-in tokens change only when their value can; carry-out tokens every iteration, so they always run."""
+    carried = set(plan.carried) | {ITERATION_UID}
+    tokens = {}
+    for uid, node_ids in plan.entries.items():
+        version = iteration if uid in carried else 0
+        for node_id in node_ids:
+            tokens[node_id] = run.token(uid, version)
+    for uid, node_id in plan.exits.items():
+        tokens[node_id] = run.token(uid, iteration)
+    return tokens
+
+
+def _validated(plan: LoopPlan, runner: NestedRunner, prompt: dict[str, Any], prompt_id: str) -> list[str]:
+    try:
+        return runner.validate(prompt, prompt_id)
+    except PromptValidationError as error:
+        raise LoopError(f"loop {plan.loop_id}: its body {plan.body_name!r} is not valid: {error}",
+                        loop_id=plan.loop_id) from error  # fmt: skip
+
+
+def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
+    unknown = sorted(set(initial) - set(plan.entries))
+    if unknown:
+        known = ", ".join(sorted(plan.entries)) or "none"
+        raise DiscomfortError(
+            f"loop {plan.loop_id}: no entry port in body {plan.body_name!r} takes uid {', '.join(unknown)} "
+            f"(entries: {known})"
+        )
+    for uid in plan.entries:
+        if uid != ITERATION_UID and uid not in initial and not plan.uid_has_feeder(uid):
+            raise DiscomfortError(
+                f"loop {plan.loop_id}: uid {uid!r} has no initial value: link it into the loop node, or feed its "
+                "entry port (making it PASSTHRU)"
+            )
+
+
+def _ancestors(prompt: Mapping[str, Any], start: Sequence[str]) -> set[str]:
+    from ..workflow.graph import is_link
+
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        node = prompt[stack.pop()]
+        for value in node["inputs"].values():
+            if is_link(value) and value[0] in prompt and value[0] not in seen:
+                seen.add(value[0])
+                stack.append(value[0])
+    return seen - set(start)
+
+
+def _truthy(value: Any) -> bool:
+    if _is_tensor(value):
+        return bool(value.numel() > 0 and value.bool().all())
+    return bool(value)
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype")

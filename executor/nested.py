@@ -1,0 +1,175 @@
+"""Running a body prompt on a private PromptExecutor from inside a running node.
+
+A node already runs inside the prompt worker's event loop, so it cannot call `PromptExecutor.execute()`; and an
+async node that awaited `execute_async` would let the outer scheduler run other nodes while the inner run has
+swapped ComfyUI's globals. So each inner run goes to an event loop owned by a worker thread, kept alive across
+iterations (a fresh `asyncio.run` per call costs a third of a cheap iteration), while the node's thread waits, as
+it would for a long sampler. Around every inner run the globals listed in `compat.global_state_accessors` are saved
+and restored, and progress from inside the body is re-addressed to the loop node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import BodyError, DiscomfortError, PromptValidationError
+from . import compat
+from .embedded import describe_validation_error
+from .proxy import ProxyServer
+
+MAX_DEPTH = 8  # loops inside loops inside loops...; each level holds a thread and an executor
+
+_depth = threading.local()  # how many loops enclose the code running on this thread
+
+
+def current_depth() -> int:
+    return getattr(_depth, "value", 0)
+
+
+class _EventLoopThread:
+    """An asyncio loop on its own daemon thread; coroutines are submitted to it and waited for."""
+
+    def __init__(self, depth: int, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, args=(depth,), name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self, depth: int) -> None:
+        _depth.value = depth
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.close()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@functools.cache
+def _executor_class() -> type:
+    import execution
+
+    class CapturingExecutor(execution.PromptExecutor):
+        """Keeps the exception object of a failed node, so the loop can re-raise interrupts as interrupts."""
+
+        failure: tuple[dict, BaseException] | None = None
+
+        def handle_execution_error(self, prompt_id, prompt, current_outputs, executed, error, ex):
+            self.failure = (error, ex)
+            super().handle_execution_error(prompt_id, prompt, current_outputs, executed, error, ex)
+
+    return CapturingExecutor
+
+
+class NestedRunner:
+    """One loop node's private ComfyUI: an executor with a CLASSIC cache, a proxy server and a worker thread.
+
+    Reused across iterations and across runs of the loop node, so loaders inside the body run once.
+    """
+
+    def __init__(self, loop_node_id: str):
+        depth = current_depth() + 1
+        if depth > MAX_DEPTH:
+            raise DiscomfortError(f"loop {loop_node_id}: loops are nested more than {MAX_DEPTH} deep")
+        import execution
+
+        self.loop_node_id = loop_node_id
+        self.proxy = ProxyServer(None, None, loop_node_id)
+        self.executor = _executor_class()(self.proxy, cache_type=execution.CacheType.CLASSIC,
+                                          cache_args=compat.cache_args())  # fmt: skip
+        self._thread = _EventLoopThread(depth, f"discomfort-loop-{loop_node_id}")
+        self._finalizer = weakref.finalize(self, self._thread.stop)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def bind(self, real_server: Any, outer_prompt_id: str | None, display_node_id: str | None = None) -> None:
+        """Address what the body shows (outputs, previews, progress) to the loop node of this outer prompt."""
+        self.proxy.real = real_server
+        self.proxy.outer_prompt_id = outer_prompt_id
+        self.proxy.last_prompt_id = outer_prompt_id
+        self.proxy.display_node_id = display_node_id or self.loop_node_id
+        self.proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
+
+    def validate(self, prompt: dict[str, Any], prompt_id: str) -> list[str]:
+        """Validate a body once (ComfyUI also coerces widget values in place); return its output node ids."""
+        import execution
+
+        with _PreservedGlobals():
+            valid, error, outputs, node_errors = self._thread.run(execution.validate_prompt(prompt_id, prompt, None))
+        if not valid:
+            raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
+        return list(outputs)
+
+    def run(self, prompt: dict[str, Any], prompt_id: str, outputs: list[str], extra_data: Mapping[str, Any]) -> None:
+        """Run one body prompt to the end; raise `BodyError`, or ComfyUI's interrupt exception, if it fails."""
+        executor = self.executor
+        executor.failure = None
+        with _PreservedGlobals(), _ProgressReaddressed(self.proxy):
+            self._thread.run(self._execute(prompt, prompt_id, outputs, dict(extra_data)))
+        if executor.failure is not None:
+            error, original = executor.failure
+            if compat.is_interrupt(original):
+                raise original
+            node_id = error.get("node_id")
+            class_type = (prompt.get(node_id) or {}).get("class_type")
+            message = str(error.get("exception_message", "")).strip() or type(original).__name__
+            type_name = type(original).__name__ if original is not None else error.get("exception_type")
+            raise BodyError(
+                f"node {node_id} ({class_type}) failed: {type_name}: {message}",
+                original=original, node_id=node_id, class_type=class_type,
+                exception_type=error.get("exception_type"), traceback=error.get("traceback"),
+            )  # fmt: skip
+
+    async def _execute(self, prompt, prompt_id, outputs, extra_data) -> None:
+        # execute_async clears the interrupt flag first thing; an interrupt that arrived since the caller's
+        # check would be lost, so look once more right before handing over.
+        compat.raise_if_interrupted()
+        await self.executor.execute_async(prompt, prompt_id, extra_data, outputs)
+
+    def cached_node_count(self) -> int:
+        """How many node outputs the private cache holds (for tests and benchmarks)."""
+        return len(getattr(self.executor.caches.outputs, "cache", {}))
+
+
+class _PreservedGlobals:
+    """Saves ComfyUI's process-global state on entry and puts it back on exit, whatever happened between."""
+
+    def __enter__(self) -> _PreservedGlobals:
+        self._saved = [(setter, getter()) for _, getter, setter in compat.global_state_accessors()]
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for setter, value in reversed(self._saved):
+            setter(value)
+
+
+class _ProgressReaddressed:
+    """While a body runs, progress its nodes report through ComfyUI's global hook is shown on the loop node."""
+
+    def __init__(self, proxy: ProxyServer):
+        self.proxy = proxy
+
+    def __enter__(self) -> _ProgressReaddressed:
+        import comfy.utils
+
+        original = comfy.utils.PROGRESS_BAR_HOOK
+        if original is not None:
+            proxy = self.proxy
+
+            def readdressed(value, total, preview, prompt_id=None, node_id=None):
+                return original(value, total, preview, prompt_id=proxy.outer_prompt_id, node_id=proxy.loop_node_id)
+
+            comfy.utils.set_progress_bar_global_hook(readdressed)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass  # _PreservedGlobals restores the hook

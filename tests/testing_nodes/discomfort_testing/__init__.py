@@ -1,0 +1,157 @@
+"""Nodes for Discomfort's tests only: they count their runs, fail or stall on request, and do small integer math.
+
+Runs are counted by appending a line to a file named by a widget, so the count is visible from the test process
+whether ComfyUI runs in it or in a server subprocess.
+"""
+
+from __future__ import annotations
+
+import time
+
+import comfy.model_management
+
+
+class AnyType(str):
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+ANY = AnyType("*")
+
+
+def _log(path: str, line: str) -> None:
+    if path:
+        with open(path, "a") as log:
+            log.write(line + "\n")
+
+
+class DiscomfortTestCount:
+    """Passes a value on and appends `label` to the log file each time it runs."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = (ANY,)
+    FUNCTION = "count"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (ANY, {}), "log": ("STRING", {"default": ""}), "label": ("STRING", {})}}
+
+    def count(self, value, log, label):
+        _log(log, label)
+        return (value,)
+
+
+class DiscomfortTestLoader:
+    """A loader stand-in: makes a 1x8x8x3 IMAGE of one gray level, logging every run (a model load would)."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"level": ("FLOAT", {"default": 0.5}), "log": ("STRING", {"default": ""})}}
+
+    def load(self, level, log):
+        import torch
+
+        _log(log, "load")
+        return (torch.full((1, 8, 8, 3), float(level)),)
+
+
+class DiscomfortTestAdd:
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "add"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("INT", {"default": 0, "min": -(2**31), "max": 2**31}),
+                             "b": ("INT", {"default": 1, "min": -(2**31), "max": 2**31})}}  # fmt: skip
+
+    def add(self, a, b):
+        return (a + b,)
+
+
+class DiscomfortTestAtLeast:
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = ("BOOLEAN",)
+    FUNCTION = "compare"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0, "min": -(2**31), "max": 2**31}),
+                             "threshold": ("INT", {"default": 0, "min": -(2**31), "max": 2**31})}}  # fmt: skip
+
+    def compare(self, value, threshold):
+        return (value >= threshold,)
+
+
+class DiscomfortTestFailAt:
+    """Passes a value on, but raises ValueError when `index` equals `fail_at`."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = (ANY,)
+    FUNCTION = "check"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (ANY, {}), "index": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+                             "fail_at": ("INT", {"default": 0, "min": -1, "max": 2**31})}}  # fmt: skip
+
+    def check(self, value, index, fail_at):
+        if index == fail_at:
+            raise ValueError(f"planted failure at index {index}")
+        return (value,)
+
+
+class DiscomfortTestStall:
+    """Passes a value on after `seconds`, logging its start, and stops at once when interrupted."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = (ANY,)
+    FUNCTION = "stall"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (ANY, {}), "seconds": ("FLOAT", {"default": 0.1}),
+                             "log": ("STRING", {"default": ""})}}  # fmt: skip
+
+    def stall(self, value, seconds, log):
+        _log(log, "stall")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            time.sleep(0.01)
+        return (value,)
+
+
+CAPTURED: dict[str, list] = {}
+
+
+class DiscomfortTestCapture:
+    """An output node that keeps every value it receives in CAPTURED[label] (in-process tests read it)."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "capture"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (ANY, {}), "label": ("STRING", {})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def capture(self, value, label):
+        CAPTURED.setdefault(label, []).append(value)
+        return {}
+
+
+NODE_CLASS_MAPPINGS = {
+    cls.__name__: cls
+    for cls in (DiscomfortTestCount, DiscomfortTestLoader, DiscomfortTestAdd, DiscomfortTestAtLeast,
+                DiscomfortTestFailAt, DiscomfortTestStall, DiscomfortTestCapture)
+}  # fmt: skip
