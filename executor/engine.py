@@ -55,6 +55,13 @@ class LoopRecord:
     accumulated: dict[str, list[Any]] = field(default_factory=dict)  # uid -> one value per finished iteration
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
+    ui: dict[str, list[Any]] = field(default_factory=dict)  # what body nodes showed (saved images...), merged
+
+    def add_ui(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        for node_output in outputs.values():
+            for key, items in node_output.items():
+                if isinstance(items, list):
+                    self.ui.setdefault(key, []).extend(items)
 
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
@@ -153,6 +160,7 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
                 "(a node upstream of them was blocked)", loop_id=plan.loop_id, iteration=i + 1, record=record,
             )  # fmt: skip
         record.values.update(run.given)
+        record.add_ui(runner.ui_outputs())
         for uid in settings.accumulate:
             record.accumulated[uid].append(run.given[uid])
         record.iterations = i + 1

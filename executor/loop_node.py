@@ -64,7 +64,7 @@ class DiscomfortLoop:
 
     def run(self, body: str, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None,
-            api_key_comfy_org: str | None = None, **values: Any) -> tuple:  # fmt: skip
+            api_key_comfy_org: str | None = None, **values: Any) -> dict:  # fmt: skip
         from .engine import LoopRecord, LoopSettings, run_loop
 
         uid_list = _uid_list(uids, "uids", unique_id)
@@ -86,7 +86,8 @@ class DiscomfortLoop:
                  extra_data=extra_data, progress=progress, record=record)  # fmt: skip
         finals = [record.values.get(uid) for uid in uid_list]
         joined = [record.joined(uid) for uid in accumulated]
-        return (*_pad(finals), *_pad(joined), record.iterations)
+        # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
+        return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
 
     def _runner(self, unique_id: str):
         # One private executor per loop node, kept on the node instance, which ComfyUI keeps between prompts.

@@ -135,6 +135,10 @@ class NestedRunner:
         compat.raise_if_interrupted()
         await self.executor.execute_async(prompt, prompt_id, extra_data, outputs)
 
+    def ui_outputs(self) -> dict[str, dict[str, Any]]:
+        """What the body's nodes showed in the last run (as in /history: node id -> {"images": [...], ...})."""
+        return dict(getattr(self.executor, "history_result", {}).get("outputs", {}))
+
     def cached_node_count(self) -> int:
         """How many node outputs the private cache holds (for tests and benchmarks)."""
         return len(getattr(self.executor.caches.outputs, "cache", {}))

@@ -200,9 +200,12 @@ def _body_nodes(
     seed = set(entries) | graph.descendants(entries) | set(exits)
     nodes = graph.ancestors(seed) | seed
     if loop_id in nodes:
-        takers = sorted((n for n in graph.children[loop_id] if n in nodes), key=_id_key)
-        givers = sorted((n for n in graph.parents[loop_id] if n in nodes), key=_id_key)
-        link = f"node {', '.join(takers)} takes its output" if takers else f"it takes node {', '.join(givers)}'s output"
+        if loop_id in seed:  # downstream of an entry: the loop takes a value computed in its own body
+            givers = sorted((n for n in graph.parents[loop_id] if n in nodes), key=_id_key)
+            link = f"it takes node {', '.join(givers)}'s output"
+        else:
+            takers = sorted((n for n in graph.children[loop_id] if n in nodes), key=_id_key)
+            link = f"node {', '.join(takers)} takes its output"
         raise WorkflowError(
             f"loop {loop_id} is linked to its own body {body_name!r}: {link}; values enter and leave a loop through "
             "its ports"

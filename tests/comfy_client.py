@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -97,10 +98,13 @@ class ComfyClient:
                 raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s; saw {run.messages[-5:]}")
             self._ws.settimeout(remaining)
             frame = self._ws.recv()
-            if not isinstance(frame, str):
-                continue  # binary preview images
-            message = json.loads(frame)
-            event, data = message.get("type"), message.get("data") or {}
+            if isinstance(frame, bytes):
+                event, data = decode_binary(frame)
+                if event is None:
+                    continue  # preview images
+            else:
+                message = json.loads(frame)
+                event, data = message.get("type"), message.get("data") or {}
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
             run.messages.append((event, data))
@@ -131,6 +135,18 @@ class ComfyClient:
                 return entry
             time.sleep(0.05)
         raise TimeoutError(f"no history for prompt {prompt_id}")
+
+
+BINARY_TEXT = 3  # ComfyUI's BinaryEventTypes.TEXT: progress text for a node
+
+
+def decode_binary(frame: bytes) -> tuple[str | None, dict]:
+    """Progress text frames become ("progress_text", {"node_id", "text"}); other binary frames (None, {})."""
+    (event_type,) = struct.unpack(">I", frame[:4])
+    if event_type != BINARY_TEXT:
+        return None, {}
+    (length,) = struct.unpack(">I", frame[4:8])
+    return "progress_text", {"node_id": frame[8 : 8 + length].decode(), "text": frame[8 + length :].decode()}
 
 
 class PromptRejected(Exception):

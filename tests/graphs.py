@@ -48,3 +48,9 @@ def empty_image(color: int = COLOR, size: int = 8) -> dict:
 
 def save(image: list, prefix: str) -> dict:
     return node("SaveImage", images=image, filename_prefix=prefix)
+
+
+def assert_color(pixel: tuple[int, ...], color: int = COLOR) -> None:
+    # float32 round trips (1 - (1 - c)) and truncation on save can move a channel down by one.
+    for got, expected in zip(pixel[:3], rgb(color), strict=True):
+        assert expected - 1 <= got <= expected, f"pixel {pixel[:3]} is not {rgb(color)}"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from graphs import assert_inverted
 from PIL import Image
@@ -42,3 +43,17 @@ def test_missing_comfyui_exits_3(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 3
     assert "is not a ComfyUI folder" in done.stderr
+
+
+@pytest.mark.comfy
+def test_the_readme_demo_refines_an_image_and_saves_every_iteration(tmp_path):
+    demo = REPO / "examples" / "refine_loop.api.json"
+    done = discomfort("run", str(demo), "--output", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    steps = sorted((tmp_path / "refine").glob("step_*.png"))
+    (final,) = (tmp_path / "refine").glob("final_*.png")
+    assert len(steps) == 8
+    assert len(done.stdout.splitlines()) == 9
+    last, result, first = (np.asarray(Image.open(path)) for path in (steps[-1], final, steps[0]))
+    assert np.array_equal(last, result)  # the loop's result is its last iteration
+    assert not np.array_equal(first, result)

@@ -144,8 +144,9 @@ def test_a_loader_feeding_the_body_runs_once_and_a_save_in_the_body_every_iterat
     assert len(list(comfy.output_directory.glob(f"{prefix}_*.png"))) == 40
 
 
-def test_nested_loops_run_the_inner_body_outer_times_inner(comfy, captured, log_file):
+def test_nested_loops_run_the_inner_body_outer_times_inner(comfy, captured, log_file, request):
     log = str(log_file)
+    prefix = request.node.name
     prompt = {
         # outer body: count -> inner loop (4 iterations of +1, logged) -> +0 -> count
         "1": node("DiscomfortTestAdd", a=0, b=0),
@@ -159,9 +160,13 @@ def test_nested_loops_run_the_inner_body_outer_times_inner(comfy, captured, log_
         "9": port("total", ["8", 0], tags="outer"),
         "10": loop(body="outer", iterations=3, uids="total"),
         "11": capture(["10", 0], "total"),
+        # an output node inside the inner body: an image whose color is the running count
+        "12": node("EmptyImage", width=4, height=4, batch_size=1, color=["4", 0]),
+        "13": save(["12", 0], prefix),
     }
     comfy.run(prompt)
     lines = read_log(log_file)
+    assert len(list(comfy.output_directory.glob(f"{prefix}_*.png"))) == 12
     assert lines.count("inner body") == 12
     assert lines.count("outer body") == 3
     assert captured["total"] == [12]
