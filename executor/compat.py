@@ -1,12 +1,19 @@
 """What differs between ComfyUI versions, found by looking rather than by version strings.
 
-Covers 0.3.75 through the newest releases (comfyui-internals.md): cache accessors that became coroutines, cache_args
-keys, the interrupt exception's base class, and process-global state that newer executors touch.
+Covers 0.3.75 through the newest releases (comfyui-internals.md):
+- `cache_args` keys: 0.3.75 reads "ram", 0.33+ also "ram_inactive"; `cache_args()` gives all of them.
+- the interrupt exception derives from Exception on 0.3.75 and from BaseException since April 2026: it is
+  taken from `comfy.model_management` and matched with isinstance, never by a blanket `except Exception`.
+- process-global state that newer executors also write (preview method, RAM-release hook): saved only where
+  it exists.
+- output caches whose accessors became coroutines (0.33+), and `asset_manager` (0.38+): not needed, because
+  values leave a body through carry-out sinks, never by reading an executor's cache, and the executor's
+  default asset manager serves.
+- the native `"*"` wildcard (newer versions): `ports.anytype.AnyType` is a wildcard on every version.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,21 +39,6 @@ def raise_if_interrupted() -> None:
     import comfy.model_management
 
     comfy.model_management.throw_exception_if_processing_interrupted()
-
-
-async def cached_output(cache: Any, node_id: str) -> Any:
-    """A node's entry in an output cache: `get` is sync on 0.3.75 and a coroutine on 0.33+."""
-    getter = getattr(cache, "get_local", None) or cache.get
-    value = getter(node_id)
-    return await value if inspect.isawaitable(value) else value
-
-
-def is_output_node(class_type: str) -> bool:
-    """True when ComfyUI runs nodes of this class as outputs (V1 OUTPUT_NODE; V3 classes expose it too)."""
-    import nodes
-
-    node_class = nodes.NODE_CLASS_MAPPINGS.get(class_type)
-    return bool(getattr(node_class, "OUTPUT_NODE", False)) if node_class is not None else False
 
 
 def executing_context() -> Any:
