@@ -70,3 +70,11 @@ class LoopError(DiscomfortError):
         self.class_type = class_type
         self.record = record
         super().__init__(message)
+
+
+class SerializationError(DiscomfortError, ValueError):
+    """A value cannot be encoded, or an envelope cannot be decoded; names the key path at fault."""
+
+
+class UntrustedPickleError(SerializationError):
+    """A pickled payload is unsigned, signed by another installation, or altered; it was not loaded."""

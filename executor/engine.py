@@ -7,13 +7,18 @@ accumulates is kept as a list and joined once, at the end, so no iteration costs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BodyError, DiscomfortError, LoopError, PromptValidationError
+from ..serialization.checkpoint import Checkpoint
+from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from . import compat
 from .carry import CarryRun, runs
 from .nested import NestedRunner
@@ -31,6 +36,9 @@ class LoopSettings:
     iterations: int
     stop_when: str | None = None  # uid of an OUTPUT port; the loop ends after the iteration where it is true
     accumulate: tuple[str, ...] = ()
+    storage: str = "ram"  # where accumulated values wait: ram, disk, or auto (memory, spilling past a budget)
+    checkpoint: str | os.PathLike | None = None  # a folder to commit the loop's state to after every iteration
+    resume: bool = False  # continue from the checkpoint's last finished iteration instead of starting over
 
     def check(self, plan: LoopPlan) -> None:
         where = f"loop {plan.loop_id}"
@@ -38,6 +46,8 @@ class LoopSettings:
             raise DiscomfortError(f"{where}: iterations must be a whole number, got {self.iterations!r}")
         if not 0 <= self.iterations <= MAX_ITERATIONS:
             raise DiscomfortError(f"{where}: iterations must be between 0 and {MAX_ITERATIONS}, got {self.iterations}")
+        if self.storage not in STORAGE_MODES:
+            raise DiscomfortError(f"{where}: storage must be one of {', '.join(STORAGE_MODES)}, got {self.storage!r}")
         for uid in (self.stop_when, *self.accumulate):
             if uid and uid not in plan.exits:
                 known = ", ".join(sorted(plan.exits)) or "none"
@@ -52,7 +62,7 @@ class LoopRecord:
 
     iterations: int = 0  # finished iterations
     values: dict[str, Any] = field(default_factory=dict)  # the latest value of every uid
-    accumulated: dict[str, list[Any]] = field(default_factory=dict)  # uid -> one value per finished iteration
+    accumulated: dict[str, Sequence[Any]] = field(default_factory=dict)  # uid -> one value per finished iteration
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
     ui: dict[str, list[Any]] = field(default_factory=dict)  # what body nodes showed (saved images...), merged
@@ -63,13 +73,28 @@ class LoopRecord:
                 if isinstance(items, list):
                     self.ui.setdefault(key, []).extend(items)
 
+    store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
+    resumed_from: int = 0  # iterations a checkpoint already held when this run started
+
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
-        return join_batch(self.accumulated.get(uid, []))
+        items = self.accumulated.get(uid, [])
+        if isinstance(items, DiskList):
+            return join_batch(items.as_batch() if _all_tensors_on_disk(items) else list(items))
+        return join_batch(list(items))
+
+    def close(self, *, success: bool = True) -> None:
+        """Remove a temporary disk store once its values were read (kept after a failure, so nothing is lost)."""
+        if self.store is not None:
+            self.store.close(success=success)
+            if not success:
+                log.warning("values of the unfinished loop are kept in %s", self.store.directory)
 
 
-def join_batch(items: Sequence[Any]) -> Any:
+def join_batch(items: Any) -> Any:
     """IMAGE/MASK tensors concatenate along dim 0, LATENT dicts along their samples; anything else stays a list."""
+    if _is_tensor(items):
+        return items  # joined already
     if not items:
         return None
     first = items[0]
@@ -120,19 +145,63 @@ def run_loop(
         if settings.iterations == 0:
             _initial_values(plan, runner, run, initial, prompt_id, extra_data or {}, record)
             return record
-        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record)
+        checkpoint = _open_checkpoint(plan, settings, initial, record)
+        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record, checkpoint)
         return record
     finally:
         runs.close(run)
 
 
-def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record) -> None:
+def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord):
+    """Set up where accumulated values go; with a checkpoint, also pick up a previous run's state."""
+    if settings.checkpoint is None:
+        if settings.storage != "ram":
+            record.store = DiskStore()
+        record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
+        return None
+    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate)
+    if settings.resume and checkpoint.exists():
+        state = checkpoint.load()
+        record.iterations = record.resumed_from = state.iteration
+        record.values.update(state.values)
+        record.stopped_early = state.stopped
+        log.info("loop %s resumes after iteration %d from %s", plan.loop_id, state.iteration, checkpoint.directory)
+    else:
+        checkpoint.reset()
+    # A checkpoint keeps every accumulated value on disk, whatever the storage setting, so a resume has them.
+    record.accumulated = {uid: checkpoint.accumulation(uid, record.iterations) for uid in settings.accumulate}
+    return checkpoint
+
+
+def _checkpoint_fingerprint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(plan.fingerprint.encode())
+    digest.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
+    for uid in sorted(initial):
+        digest.update(uid.encode())
+        digest.update(_value_digest(initial[uid]))
+    return digest.hexdigest()
+
+
+def _value_digest(value: Any) -> bytes:
+    """A digest of an initial value: tensors by their bytes, anything else by its envelope skeleton."""
+    if _is_tensor(value):
+        data = value.detach().to("cpu").contiguous().reshape(-1).view(_uint8()).numpy()
+        return hashlib.blake2b(memoryview(data), digest_size=16).digest() + str((value.dtype, value.shape)).encode()
+    try:
+        return json.dumps(value, sort_keys=True, default=repr).encode()
+    except (TypeError, ValueError):
+        return repr(type(value)).encode()
+
+
+def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record,
+             checkpoint: Checkpoint | None) -> None:  # fmt: skip
+    total = settings.iterations
+    if record.iterations >= total or record.stopped_early:
+        return  # resumed from a checkpoint of a finished run
     template = plan.instantiate(plan.prompt, _tokens(plan, run, 0))
     outputs = _validated(plan, runner, template, f"{prompt_id}:{plan.loop_id}")
-    total = settings.iterations
-    record.accumulated = {uid: [] for uid in settings.accumulate}
     carried = set(plan.carried)
-    for i in range(total):
+    for i in range(record.iterations, total):
         compat.raise_if_interrupted()
         for uid in plan.entries:
             if uid == ITERATION_UID:
@@ -163,11 +232,14 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
         record.add_ui(runner.ui_outputs())
         for uid in settings.accumulate:
             record.accumulated[uid].append(run.given[uid])
+        stop = bool(settings.stop_when) and _truthy(run.given[settings.stop_when])
+        if checkpoint is not None:
+            checkpoint.save(i + 1, record.values, stopped=stop)
         record.iterations = i + 1
         record.seconds.append(time.perf_counter() - started)
         if progress is not None:
             progress(i + 1, total)
-        if settings.stop_when and _truthy(run.given[settings.stop_when]):
+        if stop:
             record.stopped_early = i + 1 < total
             break
 
@@ -250,6 +322,16 @@ def _ancestors(prompt: Mapping[str, Any], start: Sequence[str]) -> set[str]:
                 seen.add(value[0])
                 stack.append(value[0])
     return seen - set(start)
+
+
+def _all_tensors_on_disk(items: DiskList) -> bool:
+    return len(items) > 0 and _is_tensor(items[0])
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
 
 
 def _truthy(value: Any) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ..errors import DiscomfortError
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
+from ..serialization.stores import STORAGE_MODES
 from .plan import PARKED, plan_loop, prepare_prompt
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,15 @@ class DiscomfortLoop:
                 "stop_when": ("STRING", {"default": "", "tooltip": "An OUTPUT uid; the loop ends after the "
                                          "iteration in which its value is true."}),
             },
-            "optional": {f"value_{k}": (ANY, {"tooltip": f"initial value of the {k}th uid"})
-                         for k in range(1, SOCKETS + 1)},
+            "optional": {
+                **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {k}th uid"}) for k in range(1, SOCKETS + 1)},
+                "storage": (list(STORAGE_MODES), {"default": "ram", "tooltip": "Where accumulated values wait: "
+                            "ram, disk (a temporary folder), or auto (memory, then disk past 2 GiB)."}),
+                "checkpoint": ("STRING", {"default": "", "tooltip": "A folder name under output/discomfort/"
+                               "checkpoints: the loop's state is saved there after every iteration."}),
+                "resume": ("BOOLEAN", {"default": False, "tooltip": "Continue from the checkpoint's last finished "
+                           "iteration instead of starting over."}),
+            },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO",
                        "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG", "api_key_comfy_org": "API_KEY_COMFY_ORG"},
         }  # fmt: skip
@@ -63,15 +72,17 @@ class DiscomfortLoop:
         return float("nan")
 
     def run(self, body: str, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
-            unique_id: str, extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None,
-            api_key_comfy_org: str | None = None, **values: Any) -> dict:  # fmt: skip
+            unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
+            extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
+            **values: Any) -> dict:  # fmt: skip
         from .engine import LoopRecord, LoopSettings, run_loop
 
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = plan_loop(_prepared_node(prompt, unique_id), unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
-        settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated))
+        settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
+                                _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
         runner = self._runner(unique_id)
         context = _outer_context()
         runner.bind(_real_server(), context.prompt_id if context else None)
@@ -82,10 +93,15 @@ class DiscomfortLoop:
             extra_data["client_id"] = client_id
         record = LoopRecord()
         progress = _Progress(unique_id, settings.iterations, runner.proxy.real, client_id)
-        run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
-                 extra_data=extra_data, progress=progress, record=record)  # fmt: skip
-        finals = [record.values.get(uid) for uid in uid_list]
-        joined = [record.joined(uid) for uid in accumulated]
+        try:
+            run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
+                     extra_data=extra_data, progress=progress, record=record)  # fmt: skip
+            finals = [record.values.get(uid) for uid in uid_list]
+            joined = [record.joined(uid) for uid in accumulated]
+        except BaseException:
+            record.close(success=False)
+            raise
+        record.close()
         # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
         return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
 
@@ -128,6 +144,20 @@ def _prepared_node(prompt: dict, unique_id: str) -> dict:
                     unique_id)  # fmt: skip
         node = prepare_prompt(prompt).get(unique_id) or node
     return node
+
+
+def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
+    """A checkpoint name from a workflow, as a folder under ComfyUI's output directory; nothing outside it."""
+    name = name.strip()
+    if not name:
+        return None
+    import folder_paths
+
+    root = (Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints").resolve()
+    folder = (root / name).resolve()
+    if Path(name).is_absolute() or not folder.is_relative_to(root) or folder == root:
+        raise DiscomfortError(f"loop {loop_id}: checkpoint {name!r} must be a folder name inside {root}")
+    return folder
 
 
 def _uid_list(text: str, widget: str, loop_id: str) -> list[str]:

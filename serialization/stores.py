@@ -1,0 +1,282 @@
+"""Where values live when they leave the engine's hands: memory (by reference), a run directory on disk, or
+memory that spills to disk above a budget.
+
+On disk a value is the parts of its envelope (`codec.split`) as files: tensors as raw `.safetensors` files (no
+base64), the JSON skeleton and metadata beside them. Every write goes to a temporary name and is renamed into
+place, the JSON last, so a reader never sees half a value and a crash leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SerializationError
+from . import codec
+from .signing import SigningKey
+
+STORAGE_MODES = ("ram", "disk", "auto")
+DEFAULT_BUDGET_BYTES = 2 * 1024**3  # auto mode: values above this total spill to disk
+
+
+class MemoryStore:
+    """Values by reference: nothing is copied or serialized."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def put(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    def get(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise KeyError(f"no value stored under {key!r}") from None
+
+    def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
+
+    def keys(self) -> list[str]:
+        return list(self._values)
+
+    def close(self, *, success: bool = True) -> None:
+        self._values.clear()
+
+
+class DiskStore:
+    """Values as files in a directory.
+
+    Args:
+        directory: where to write; a new temporary directory when None.
+        persistent: keep the directory when the store closes. A temporary directory is otherwise removed when
+            the run succeeds, and kept (its path logged by the caller) when it fails, so nothing is lost.
+        key: signs pickled parts (default: this installation's key).
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, persistent: bool = False,
+                 key: SigningKey | None = None):  # fmt: skip
+        self.persistent = persistent or directory is not None
+        self.directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="discomfort-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._key = key
+
+    def put(self, key: str, value: Any) -> None:
+        parts = codec.split(value, self._signing_key() if _may_pickle(value) else None)
+        stem = _stem(key)
+        record: dict[str, Any] = {"key": key, "type": parts.type, "meta": parts.meta, "skeleton": parts.skeleton}
+        if parts.tensors:
+            record["tensors"] = self._write(f"{stem}.safetensors", lambda path: _save_tensors(parts.tensors, path))
+        if parts.arrays:
+            record["arrays"] = self._write(f"{stem}.arrays.safetensors", lambda path: _save_arrays(parts.arrays, path))
+        record["pickles"] = {
+            name: self._write(f"{stem}.{name}.pkl", lambda path, data=data: path.write_bytes(data))
+            for name, data in parts.pickles.items()
+        }
+        self._write(f"{stem}.json", lambda path: path.write_text(json.dumps(record, allow_nan=False)))
+
+    def get(self, key: str, *, trust: bool = False) -> Any:
+        stem = _stem(key)
+        try:
+            record = json.loads((self.directory / f"{stem}.json").read_text())
+        except FileNotFoundError:
+            raise KeyError(f"no value stored under {key!r} in {self.directory}") from None
+        parts = codec.Parts(record["type"], record["meta"], record["skeleton"])
+        if record.get("tensors"):
+            parts.tensors = _load_tensors(self.directory / record["tensors"])
+        if record.get("arrays"):
+            from safetensors.numpy import load_file
+
+            parts.arrays = load_file(self.directory / record["arrays"])
+        parts.pickles = {name: (self.directory / file).read_bytes() for name, file in record["pickles"].items()}
+        if record["type"] == "pickle":
+            parts.skeleton = {"$p": "p0"}
+        return codec.join(parts, key=self._signing_key() if parts.pickles else None, trust=trust)
+
+    def delete(self, key: str) -> None:
+        stem = _stem(key)
+        (self.directory / f"{stem}.json").unlink(missing_ok=True)  # uncommit first
+        for path in self.directory.glob(f"{glob_escape(stem)}.*"):
+            path.unlink(missing_ok=True)
+
+    def __contains__(self, key: str) -> bool:
+        return (self.directory / f"{_stem(key)}.json").exists()
+
+    def keys(self) -> list[str]:
+        return [json.loads(path.read_text())["key"] for path in sorted(self.directory.glob("*.json"))]
+
+    def close(self, *, success: bool = True) -> None:
+        if success and not self.persistent:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _write(self, name: str, write: Any) -> str:
+        final = self.directory / name
+        temporary = self.directory / f".{name}.{os.getpid()}.tmp"
+        try:
+            write(temporary)
+            os.replace(temporary, final)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return name
+
+    def _signing_key(self) -> SigningKey:
+        if self._key is None:
+            self._key = SigningKey.load_or_create()
+        return self._key
+
+
+class DiskList(Sequence):
+    """An append-only list whose items live in a DiskStore: appending frees the item, reading loads one item.
+
+    `as_batch()` joins tensor items into one tensor, filling a preallocated result one item at a time.
+    """
+
+    def __init__(self, store: DiskStore, prefix: str = "item", length: int = 0):
+        self.store, self.prefix, self._length = store, prefix, length
+
+    def append(self, value: Any) -> None:
+        self.store.put(f"{self.prefix}/{self._length}", value)
+        self._length += 1
+
+    def truncate(self, length: int) -> None:
+        for index in range(length, self._length):
+            self.store.delete(f"{self.prefix}/{index}")
+        self._length = min(self._length, length)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        return self.store.get(f"{self.prefix}/{index}")
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(self._length))
+
+    def as_batch(self) -> Any:
+        """Tensor items joined along dim 0 (one allocation for the result); otherwise a list of the items."""
+        if not self._length:
+            return None
+        first = self[0]
+        if not codec.is_tensor(first):
+            return [first, *(self[i] for i in range(1, self._length))]
+        import torch
+
+        shapes = []
+        for index in range(self._length):
+            record = json.loads((self.store.directory / f"{_stem(f'{self.prefix}/{index}')}.json").read_text())
+            if record["type"] != "tensor" or record["meta"]["shape"][1:] != list(first.shape[1:]):
+                return list(self)
+            shapes.append(record["meta"]["shape"][0])
+        result = torch.empty((sum(shapes), *first.shape[1:]), dtype=first.dtype)
+        position = 0
+        for index, rows in enumerate(shapes):
+            result[position : position + rows] = first if index == 0 else self[index]
+            position += rows
+        return result
+
+
+class SpillingList(Sequence):
+    """A list kept in memory until its tensors pass `budget_bytes`; later items go to a DiskList."""
+
+    def __init__(self, disk: DiskList, budget_bytes: int = DEFAULT_BUDGET_BYTES):
+        self.memory: list[Any] = []
+        self.disk = disk
+        self.budget_bytes = budget_bytes
+        self.held_bytes = 0
+
+    def append(self, value: Any) -> None:
+        size = nbytes(value)
+        if not len(self.disk) and self.held_bytes + size <= self.budget_bytes:
+            self.memory.append(value)
+            self.held_bytes += size
+        else:
+            self.disk.append(value)
+
+    def __len__(self) -> int:
+        return len(self.memory) + len(self.disk)
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        return self.memory[index] if index < len(self.memory) else self.disk[index - len(self.memory)]
+
+
+def make_list(mode: str, store: DiskStore | None, prefix: str, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> Any:
+    """The list an accumulation uses under storage `mode` (ram, disk or auto)."""
+    if mode not in STORAGE_MODES:
+        raise SerializationError(f"storage must be one of {', '.join(STORAGE_MODES)}, got {mode!r}")
+    if mode == "ram":
+        return []
+    assert store is not None
+    disk = DiskList(store, prefix)
+    return disk if mode == "disk" else SpillingList(disk, budget_bytes)
+
+
+def nbytes(value: Any) -> int:
+    """Bytes held by the tensors and arrays in a value (what a memory budget counts)."""
+    if codec.is_tensor(value) or codec.is_ndarray(value):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return 0
+
+
+def _stem(key: str) -> str:
+    # Keys are uids and paths chosen by users: keep them readable but safe as file names, and distinct.
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:60].strip(".") or "value"
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+def _may_pickle(value: Any) -> bool:
+    return not (codec.is_tensor(value) or codec.is_ndarray(value) or codec.is_plain_json(value))
+
+
+def _save_tensors(tensors: dict[str, Any], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    prepared = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    try:
+        save_file(prepared, path)
+    except RuntimeError:  # views of one storage: safetensors wants each tensor to own its bytes
+        save_file({name: tensor.clone() for name, tensor in prepared.items()}, path)
+
+
+def _save_arrays(arrays: dict[str, Any], path: Path) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({name: np.ascontiguousarray(array) for name, array in arrays.items()}, path)
+
+
+def _load_tensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except Exception as error:
+        raise SerializationError(f"{path}: not a valid safetensors file ({error})") from None
