@@ -6,6 +6,7 @@ whether ComfyUI runs in it or in a server subprocess.
 
 from __future__ import annotations
 
+import os
 import time
 
 import comfy.model_management
@@ -88,7 +89,8 @@ class DiscomfortTestAtLeast:
 
 
 class DiscomfortTestFailAt:
-    """Passes a value on, but raises ValueError when `index` equals `fail_at`."""
+    """Passes a value on, but raises ValueError when `index` equals `fail_at` (and, if `only_if_exists` names a
+    file, only while that file exists: a test removes it to let the same body succeed)."""
 
     CATEGORY = "Discomfort/testing"
     RETURN_TYPES = (ANY,)
@@ -97,10 +99,11 @@ class DiscomfortTestFailAt:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"value": (ANY, {}), "index": ("INT", {"default": 0, "min": 0, "max": 2**31}),
-                             "fail_at": ("INT", {"default": 0, "min": -1, "max": 2**31})}}  # fmt: skip
+                             "fail_at": ("INT", {"default": 0, "min": -1, "max": 2**31})},
+                "optional": {"only_if_exists": ("STRING", {"default": ""})}}  # fmt: skip
 
-    def check(self, value, index, fail_at):
-        if index == fail_at:
+    def check(self, value, index, fail_at, only_if_exists=""):
+        if index == fail_at and (not only_if_exists or os.path.exists(only_if_exists)):
             raise ValueError(f"planted failure at index {index}")
         return (value,)
 

@@ -1,0 +1,119 @@
+"""Checkpoint and resume: after a failure in-process, and after SIGKILL of a real server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+
+import pytest
+from conftest import install_custom_nodes, read_log
+from graphs import loop, node, port, save
+from PIL import Image
+
+pytestmark = pytest.mark.comfy
+
+
+def counter(iterations: int, checkpoint: str, resume: bool, log: str, *, flag: str = "", fail_at: int = -1,
+            stall: float = 0.0, prefix: str = "count") -> dict:  # fmt: skip
+    """count += 1 each iteration; every iteration's count also becomes a 4x4 image (color = count), accumulated."""
+    body_loop = loop(iterations=iterations, uids="count", accumulate="frame")
+    body_loop["inputs"].update(checkpoint=checkpoint, resume=resume, storage="ram")
+    return {
+        "1": node("DiscomfortTestAdd", a=0, b=0),
+        "2": port("count", ["1", 0]),
+        "20": port("iteration"),
+        "3": node("DiscomfortTestAdd", a=["2", 0], b=1),
+        "4": node("DiscomfortTestStall", value=["3", 0], seconds=stall, log=log),
+        "5": node("DiscomfortTestFailAt", value=["4", 0], index=["20", 0], fail_at=fail_at, only_if_exists=flag),
+        "6": port("count", ["5", 0]),
+        "7": node("EmptyImage", width=4, height=4, batch_size=1, color=["5", 0]),
+        "8": port("frame", ["7", 0]),
+        "10": body_loop,
+        "11": save(["10", 4], f"{prefix}_frames"),
+        "12": node("EmptyImage", width=4, height=4, batch_size=1, color=["10", 0]),
+        "13": save(["12", 0], f"{prefix}_final"),
+    }
+
+
+def blue(path) -> int:
+    with Image.open(path) as image:
+        return image.convert("RGB").getpixel((0, 0))[2]
+
+
+def test_resume_after_a_failure_redoes_nothing_finished(comfy, log_file, tmp_path, request):
+    flag = tmp_path / "fail"
+    flag.touch()
+    name, log = request.node.name, str(log_file)
+    with pytest.raises(Exception, match="iteration 7/10"):
+        comfy.run(counter(10, name, False, log, flag=str(flag), fail_at=6))
+    assert len(read_log(log_file)) == 7
+    state = json.loads((comfy.output_directory / "discomfort" / "checkpoints" / name / "state.json").read_text())
+    assert state["iteration"] == 6
+    flag.unlink()
+    result = comfy.run(counter(10, name, True, log, flag=str(flag), fail_at=6, prefix=name))
+    assert len(read_log(log_file)) == 7 + 4  # iterations 7 to 10 only
+    frames = sorted(comfy.output_directory.glob(f"{name}_frames_*.png"))
+    assert [blue(path) for path in frames] == list(range(1, 11))  # the six from before the failure included
+    (final,) = comfy.output_directory.glob(f"{name}_final_*.png")
+    assert blue(final) == 10
+    assert result.outputs["13"]["images"]
+
+
+def test_resume_refuses_a_changed_body(comfy, log_file, request):
+    name, log = request.node.name, str(log_file)
+    comfy.run(counter(3, name, False, log))
+    changed = counter(3, name, True, log)
+    changed["3"]["inputs"]["b"] = 2
+    with pytest.raises(Exception, match=r"holds a checkpoint of a different loop .* resume refused"):
+        comfy.run(changed)
+
+
+def test_resuming_a_finished_run_runs_nothing(comfy, log_file, request):
+    name, log = request.node.name, str(log_file)
+    comfy.run(counter(4, name, False, log))
+    comfy.run(counter(4, name, True, log, prefix=name))
+    assert len(read_log(log_file)) == 4
+    (final,) = comfy.output_directory.glob(f"{name}_final_*.png")
+    assert blue(final) == 4
+
+
+def test_checkpoint_names_cannot_leave_the_output_folder(comfy, log_file):
+    for name in ("../escape", "/tmp/abs", "a/../../b"):
+        with pytest.raises(Exception, match="must be a folder name inside"):
+            comfy.run(counter(2, name, False, str(log_file)))
+
+
+def test_sigkill_mid_loop_then_resume_finishes_the_same_result(tmp_path_factory, log_file):
+    from comfy_client import comfy_server
+    from conftest import comfyui_root
+
+    base = tmp_path_factory.mktemp("killed")
+    install_custom_nodes(base / "custom_nodes")
+    state_file = base / "output" / "discomfort" / "checkpoints" / "kill" / "state.json"
+    log = str(log_file)
+    with comfy_server(comfyui_root(), base) as first:
+        client = first.client()
+        client.queue(counter(12, "kill", False, log, stall=0.4, prefix="killed"))
+        deadline = time.monotonic() + 60
+        while not (state_file.exists() and json.loads(state_file.read_text())["iteration"] >= 3):
+            assert time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.05)
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+        client.close()
+    committed = json.loads(state_file.read_text())["iteration"]
+    ran_before = len(read_log(log_file))
+    assert committed < 12 and ran_before in (committed, committed + 1)  # at most one iteration in flight
+    with comfy_server(comfyui_root(), base) as second:
+        client = second.client()
+        run = client.run(counter(12, "kill", True, log, stall=0.4, prefix="resumed"), timeout=120)
+        assert run.status == "success", run.messages[-3:]
+        assert len(read_log(log_file)) - ran_before == 12 - committed
+        frames = run.outputs()["11"]["images"]
+        assert [blue(io.BytesIO(client.view(image))) for image in frames] == list(range(1, 13))
+        (final,) = run.outputs()["13"]["images"]
+        assert blue(io.BytesIO(client.view(final))) == 12
+        client.close()

@@ -1,0 +1,123 @@
+"""Stores: memory by reference, disk as raw safetensors, spilling past a budget; bounded memory for frames."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import psutil
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from discomfort.serialization import DiskList, DiskStore, MemoryStore, SigningKey, SpillingList, make_list
+
+
+@pytest.fixture
+def key(tmp_path):
+    return SigningKey.load_or_create(tmp_path / "signing.key")
+
+
+def test_memory_store_keeps_references():
+    store, value = MemoryStore(), torch.ones(3)
+    store.put("image", value)
+    assert store.get("image") is value and "image" in store and store.keys() == ["image"]
+    with pytest.raises(KeyError, match="'mask'"):
+        store.get("mask")
+
+
+def test_disk_store_writes_raw_safetensors_and_json(tmp_path, key):
+    store = DiskStore(tmp_path / "run", key=key)
+    latent = {"samples": torch.randn(1, 4, 8, 8), "batch_index": [2]}
+    store.put("latent/日本", latent)
+    store.put("image", torch.rand(1, 4, 4, 3))
+    store.put("seed", 42)
+    files = sorted(path.name for path in (tmp_path / "run").iterdir())
+    assert not [name for name in files if name.endswith(".tmp")]
+    (tensor_file,) = [name for name in files if name.startswith("latent") and name.endswith(".safetensors")]
+    assert torch.equal(load_file(tmp_path / "run" / tensor_file)["t0"], latent["samples"])  # no base64 on disk
+    back = store.get("latent/日本")
+    assert torch.equal(back["samples"], latent["samples"]) and back["batch_index"] == [2]
+    assert store.get("seed") == 42
+    assert sorted(store.keys()) == ["image", "latent/日本", "seed"]
+    store.delete("seed")
+    assert "seed" not in store
+
+
+def test_disk_store_signs_its_pickles(tmp_path, key):
+    store = DiskStore(tmp_path / "run", key=key)
+    store.put("opaque", {"callable": len})
+    assert store.get("opaque")["callable"] is len
+    (pickle,) = (tmp_path / "run").glob("*.pkl")
+    pickle.write_bytes(pickle.read_bytes() + b"\x00")
+    from discomfort.errors import UntrustedPickleError
+
+    with pytest.raises(UntrustedPickleError, match="altered"):
+        store.get("opaque")
+
+
+def test_temporary_store_is_removed_on_success_and_kept_on_failure(key):
+    done, failed = DiskStore(key=key), DiskStore(key=key)
+    for store in (done, failed):
+        store.put("x", torch.ones(2))
+    done.close(success=True)
+    failed.close(success=False)
+    assert not done.directory.exists()
+    assert failed.directory.exists() and torch.equal(failed.get("x"), torch.ones(2))
+    DiskStore(failed.directory, persistent=True).close(success=True)
+    assert failed.directory.exists()  # a folder given by the caller is theirs to keep
+
+
+def test_a_failed_write_leaves_no_partial_value(tmp_path, key, monkeypatch):
+    store = DiskStore(tmp_path / "run", key=key)
+    import discomfort.serialization.stores as stores
+
+    def full_disk(tensors, path):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stores, "_save_tensors", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store.put("image", torch.ones(4))
+    assert "image" not in store and list((tmp_path / "run").iterdir()) == []
+
+
+def test_spilling_list_moves_to_disk_past_its_budget(key):
+    items = SpillingList(DiskList(DiskStore(key=key)), budget_bytes=3 * 4 * 16)
+    for i in range(6):
+        items.append(torch.full((16,), float(i)))
+    assert len(items.memory) == 3 and len(items.disk) == 3
+    assert [float(items[i][0]) for i in range(6)] == [0, 1, 2, 3, 4, 5]
+    assert make_list("ram", None, "x") == []
+
+
+def test_disk_list_reads_lazily_and_as_one_batch(key):
+    frames = DiskList(DiskStore(key=key), "frames")
+    expected = [torch.rand(2, 8, 8, 3) for _ in range(5)]
+    for frame in expected:
+        frames.append(frame)
+    assert torch.equal(frames[3], expected[3]) and torch.equal(frames[-1], expected[-1])
+    assert torch.equal(frames.as_batch(), torch.cat(expected))
+    frames.truncate(2)
+    assert len(frames) == 2 and torch.equal(frames.as_batch(), torch.cat(expected[:2]))
+
+
+def test_accumulating_frames_on_disk_keeps_memory_bounded(key):
+    # 300 frames of 256x256 RGB float32: 236 MB in all; the full 1000 x 720p case is in bench/.
+    frames = DiskList(DiskStore(key=key), "frames")
+    process = psutil.Process()
+    gc.collect()
+    before = process.memory_info().rss
+    peak = before
+    for i in range(300):
+        frame = torch.full((1, 256, 256, 3), i / 300.0)
+        frames.append(frame)
+        del frame
+        peak = max(peak, process.memory_info().rss)
+    total = 300 * 256 * 256 * 3 * 4
+    assert peak - before < total / 4, f"RSS grew {(peak - before) / 1e6:.0f} MB while writing {total / 1e6:.0f} MB"
+    for i in (0, 150, 299):
+        assert float(frames[i][0, 0, 0, 0]) == pytest.approx(i / 300.0)
+    record = json.loads(next(frames.store.directory.glob("frames_299-*.json")).read_text())
+    assert record["meta"]["shape"] == [1, 256, 256, 3]
+    frames.store.close()
