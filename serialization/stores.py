@@ -24,6 +24,7 @@ from .signing import SigningKey
 
 STORAGE_MODES = ("ram", "disk", "auto")
 DEFAULT_BUDGET_BYTES = 2 * 1024**3  # auto mode: values above this total spill to disk
+RECORD_KEY = "discomfort"  # safetensors header key holding a lone tensor's record
 
 
 class MemoryStore:
@@ -75,6 +76,12 @@ class DiskStore:
         parts = codec.split(value, self._signing_key() if _may_pickle(value) else None)
         stem = _stem(key)
         record: dict[str, Any] = {"key": key, "type": parts.type, "meta": parts.meta, "skeleton": parts.skeleton}
+        if parts.type == "tensor":
+            # One file, its record in the safetensors header: as fast as a bare save_file, and the rename commits.
+            (self.directory / f"{stem}.json").unlink(missing_ok=True)
+            metadata = {RECORD_KEY: json.dumps(record)}
+            self._write(f"{stem}.safetensors", lambda path: _save_tensors(parts.tensors, path, metadata))
+            return
         if parts.tensors:
             record["tensors"] = self._write(f"{stem}.safetensors", lambda path: _save_tensors(parts.tensors, path))
         if parts.arrays:
@@ -87,21 +94,43 @@ class DiskStore:
 
     def get(self, key: str, *, trust: bool = False) -> Any:
         stem = _stem(key)
-        try:
-            record = json.loads((self.directory / f"{stem}.json").read_text())
-        except FileNotFoundError:
-            raise KeyError(f"no value stored under {key!r} in {self.directory}") from None
+        record, tensors = self._read(stem)
+        if record is None:
+            raise KeyError(f"no value stored under {key!r} in {self.directory}")
         parts = codec.Parts(record["type"], record["meta"], record["skeleton"])
-        if record.get("tensors"):
+        if tensors is not None:
+            parts.tensors = tensors
+        elif record.get("tensors"):
             parts.tensors = _load_tensors(self.directory / record["tensors"])
         if record.get("arrays"):
             from safetensors.numpy import load_file
 
             parts.arrays = load_file(self.directory / record["arrays"])
-        parts.pickles = {name: (self.directory / file).read_bytes() for name, file in record["pickles"].items()}
+        parts.pickles = {name: (self.directory / file).read_bytes() for name, file in record.get("pickles", {}).items()}
         if record["type"] == "pickle":
             parts.skeleton = {"$p": "p0"}
         return codec.join(parts, key=self._signing_key() if parts.pickles else None, trust=trust)
+
+    def record(self, key: str) -> dict[str, Any] | None:
+        """What is known of a stored value without loading it: its type and meta (dtype, shape for tensors)."""
+        return self._read(_stem(key), load=False)[0]
+
+    def _read(self, stem: str, load: bool = True) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        try:
+            return json.loads((self.directory / f"{stem}.json").read_text()), None
+        except FileNotFoundError:
+            pass
+        path = self.directory / f"{stem}.safetensors"
+        if not path.exists():
+            return None, None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(path, framework="pt") as handle:
+                record = json.loads((handle.metadata() or {})[RECORD_KEY])
+                return record, ({"value": handle.get_tensor("value")} if load else None)
+        except Exception as error:
+            raise SerializationError(f"{path}: not a value written by this store ({error})") from None
 
     def delete(self, key: str) -> None:
         stem = _stem(key)
@@ -110,10 +139,12 @@ class DiskStore:
             path.unlink(missing_ok=True)
 
     def __contains__(self, key: str) -> bool:
-        return (self.directory / f"{_stem(key)}.json").exists()
+        stem = _stem(key)
+        return (self.directory / f"{stem}.json").exists() or (self.directory / f"{stem}.safetensors").exists()
 
     def keys(self) -> list[str]:
-        return [json.loads(path.read_text())["key"] for path in sorted(self.directory.glob("*.json"))]
+        stems = {path.name.split(".", 1)[0] for path in self.directory.iterdir() if not path.name.startswith(".")}
+        return sorted(record["key"] for record in (self._read(stem, load=False)[0] for stem in stems) if record)
 
     def close(self, *, success: bool = True) -> None:
         if success and not self.persistent:
@@ -180,8 +211,8 @@ class DiskList(Sequence):
 
         shapes = []
         for index in range(self._length):
-            record = json.loads((self.store.directory / f"{_stem(f'{self.prefix}/{index}')}.json").read_text())
-            if record["type"] != "tensor" or record["meta"]["shape"][1:] != list(first.shape[1:]):
+            record = self.store.record(f"{self.prefix}/{index}")
+            if record is None or record["type"] != "tensor" or record["meta"]["shape"][1:] != list(first.shape[1:]):
                 return list(self)
             shapes.append(record["meta"]["shape"][0])
         result = torch.empty((sum(shapes), *first.shape[1:]), dtype=first.dtype)
@@ -256,14 +287,14 @@ def _may_pickle(value: Any) -> bool:
     return not (codec.is_tensor(value) or codec.is_ndarray(value) or codec.is_plain_json(value))
 
 
-def _save_tensors(tensors: dict[str, Any], path: Path) -> None:
+def _save_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
     prepared = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
     try:
-        save_file(prepared, path)
+        save_file(prepared, path, metadata)
     except RuntimeError:  # views of one storage: safetensors wants each tensor to own its bytes
-        save_file({name: tensor.clone() for name, tensor in prepared.items()}, path)
+        save_file({name: tensor.clone() for name, tensor in prepared.items()}, path, metadata)
 
 
 def _save_arrays(arrays: dict[str, Any], path: Path) -> None:

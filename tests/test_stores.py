@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 
 import psutil
 import pytest
@@ -36,6 +35,8 @@ def test_disk_store_writes_raw_safetensors_and_json(tmp_path, key):
     assert not [name for name in files if name.endswith(".tmp")]
     (tensor_file,) = [name for name in files if name.startswith("latent") and name.endswith(".safetensors")]
     assert torch.equal(load_file(tmp_path / "run" / tensor_file)["t0"], latent["samples"])  # no base64 on disk
+    (image_file,) = [name for name in files if name.startswith("image")]  # a lone tensor is one plain file
+    assert load_file(tmp_path / "run" / image_file)["value"].shape == (1, 4, 4, 3)
     back = store.get("latent/日本")
     assert torch.equal(back["samples"], latent["samples"]) and back["batch_index"] == [2]
     assert store.get("seed") == 42
@@ -72,7 +73,7 @@ def test_a_failed_write_leaves_no_partial_value(tmp_path, key, monkeypatch):
     store = DiskStore(tmp_path / "run", key=key)
     import discomfort.serialization.stores as stores
 
-    def full_disk(tensors, path):
+    def full_disk(tensors, path, metadata=None):
         path.write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
@@ -118,6 +119,6 @@ def test_accumulating_frames_on_disk_keeps_memory_bounded(key):
     assert peak - before < total / 4, f"RSS grew {(peak - before) / 1e6:.0f} MB while writing {total / 1e6:.0f} MB"
     for i in (0, 150, 299):
         assert float(frames[i][0, 0, 0, 0]) == pytest.approx(i / 300.0)
-    record = json.loads(next(frames.store.directory.glob("frames_299-*.json")).read_text())
+    record = frames.store.record("frames/299")
     assert record["meta"]["shape"] == [1, 256, 256, 3]
     frames.store.close()
