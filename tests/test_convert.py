@@ -1,0 +1,163 @@
+"""UI -> API conversion, feature by feature (pure: node definitions written out, no ComfyUI)."""
+
+from __future__ import annotations
+
+import pytest
+
+from discomfort.errors import WorkflowError
+from discomfort.workflow.convert import ui_to_api
+from discomfort.workflow.nodedefs import node_def
+
+DEFS = {
+    "KSampler": node_def("KSampler", {"required": {
+        "model": ("MODEL",), "seed": ("INT", {"default": 0, "control_after_generate": True}),
+        "steps": ("INT", {"default": 20}), "cfg": ("FLOAT", {"default": 8.0}),
+        "sampler_name": (["euler", "dpmpp_2m"],), "positive": ("CONDITIONING",), "latent_image": ("LATENT",),
+    }}, ["LATENT"]),
+    "LoadImage": node_def("LoadImage", {"required": {"image": (["a.png", "b.png"], {"image_upload": True})}},
+                          ["IMAGE", "MASK"]),
+    "ImageBlur": node_def("ImageBlur", {"required": {"image": ("IMAGE",), "blur_radius": ("INT", {"default": 1}),
+                                                     "sigma": ("FLOAT", {"default": 1.0})}}, ["IMAGE"]),
+    "ImageInvert": node_def("ImageInvert", {"required": {"image": ("IMAGE",)}}, ["IMAGE"]),
+    "SaveImage": node_def("SaveImage", {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {
+        "default": "ComfyUI"})}}, [], output_node=True),
+    "EmptyImage": node_def("EmptyImage", {"required": {"width": ("INT", {"default": 512}), "height": ("INT", {
+        "default": 512}), "batch_size": ("INT", {"default": 1}), "color": ("INT", {"default": 0})}}, ["IMAGE"]),
+    "Opt": node_def("Opt", {"required": {"a": ("INT", {"default": 1})}, "optional": {
+        "b": ("STRING", {"default": "bee"}), "c": ("IMAGE",), "d": ("FLOAT", {"default": 0.5, "forceInput": True})}},
+        ["IMAGE"]),
+}  # fmt: skip
+
+
+def n(node_id, kind, widgets=(), inputs=(), outputs=(), mode=0, **extra):
+    return {"id": node_id, "type": kind, "mode": mode, "widgets_values": list(widgets) if isinstance(widgets, (list, tuple)) else widgets,
+            "inputs": [dict(i) for i in inputs], "outputs": [dict(o) for o in outputs], **extra}  # fmt: skip
+
+
+def socket(name, kind="IMAGE", link=None, widget=False):
+    spec = {"name": name, "type": kind, "link": link}
+    if widget:
+        spec["widget"] = {"name": name}
+    return spec
+
+
+def out(kind="IMAGE"):
+    return {"name": kind, "type": kind, "links": []}
+
+
+def wf(nodes, links, version=0.4, **extra):
+    if version == 1:
+        keys = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
+        links = [dict(zip(keys, link, strict=True)) for link in links]
+    return {"nodes": nodes, "links": [list(x) if version != 1 else x for x in links], "version": version, **extra}
+
+
+def test_widgets_by_position_with_control_after_generate_and_a_converted_widget():
+    workflow = wf([
+        n(1, "KSampler", [123, "randomize", 30, 6.5, "dpmpp_2m"],
+          [socket("model", "MODEL"), socket("positive", "CONDITIONING"), socket("latent_image", "LATENT"),
+           socket("steps", "INT", link=7, widget=True)], [out("LATENT")]),
+        n(2, "PrimitiveNode", [12, "fixed"], outputs=[out("INT")]),
+    ], [(7, 2, 0, 1, 3, "INT")])  # fmt: skip
+    assert ui_to_api(workflow, DEFS)["1"]["inputs"] == {
+        "seed": 123,
+        "steps": 12,
+        "cfg": 6.5,
+        "sampler_name": "dpmpp_2m",
+    }
+
+
+def test_no_control_value_saved_means_nothing_is_skipped():
+    workflow = wf([n(1, "KSampler", [5, 30, 7.0, "euler"])], [])
+    assert ui_to_api(workflow, DEFS)["1"]["inputs"] == {"seed": 5, "steps": 30, "cfg": 7.0, "sampler_name": "euler"}
+
+
+def test_upload_widget_value_is_skipped_and_defaults_fill_missing_widgets():
+    workflow = wf([n(1, "LoadImage", ["b.png", "image"], outputs=[out(), out("MASK")]),
+                   n(2, "Opt", [3])], [])  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert prompt["1"] == {"class_type": "LoadImage", "inputs": {"image": "b.png"}, "_meta": {"title": "LoadImage"}}
+    assert prompt["2"]["inputs"] == {"a": 3, "b": "bee"}  # optional widget default; forceInput d is a socket
+
+
+@pytest.mark.parametrize("version", [0.4, 1])
+def test_links_reroutes_notes_and_titles(version):
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 255], outputs=[out()], title="Source"),
+        n(2, "Reroute", inputs=[socket("", "*", 1)], outputs=[out()]),
+        n(3, "Reroute", inputs=[socket("", "*", 2)], outputs=[out()]),
+        n(4, "ImageInvert", inputs=[socket("image", link=3)], outputs=[out()]),
+        n(5, "SaveImage", ["x"], [socket("images", link=4)]),
+        n(6, "Note", ["just a note"]), n(7, "MarkdownNote", ["# also"]),
+    ], [(1, 1, 0, 2, 0, "IMAGE"), (2, 2, 0, 3, 0, "IMAGE"), (3, 3, 0, 4, 0, "IMAGE"), (4, 4, 0, 5, 0, "IMAGE")],
+        version)  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert set(prompt) == {"1", "4", "5"}
+    assert prompt["4"]["inputs"] == {"image": ["1", 0]} and prompt["5"]["inputs"]["images"] == ["4", 0]
+    assert prompt["1"]["_meta"]["title"] == "Source"
+
+
+def test_muted_nodes_drop_and_bypassed_nodes_pass_their_matching_input_through():
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(2, "ImageBlur", [3, 1.0], [socket("image", link=1)], [out()], mode=4),  # bypassed
+        n(3, "ImageInvert", [], [socket("image", link=2)], [out()]),
+        n(4, "SaveImage", ["x"], [socket("images", link=3)]),
+        n(5, "ImageInvert", [], [socket("image", link=4)], [out()], mode=2),  # muted
+        n(6, "Opt", [1], [socket("c", link=5)], [out()]),
+    ], [(1, 1, 0, 2, 0, "IMAGE"), (2, 2, 0, 3, 0, "IMAGE"), (3, 3, 0, 4, 0, "IMAGE"), (4, 1, 0, 5, 0, "IMAGE"),
+        (5, 5, 0, 6, 2, "IMAGE")])  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert set(prompt) == {"1", "3", "4", "6"}
+    assert prompt["3"]["inputs"]["image"] == ["1", 0]
+    assert "c" not in prompt["6"]["inputs"]
+
+
+def test_nested_subgraphs_flatten_with_prefixed_ids_and_promoted_widgets():
+    inner = {
+        "id": "inner-uuid", "name": "Blur twice",
+        "inputs": [{"name": "image", "type": "IMAGE"}, {"name": "radius", "type": "INT"}],
+        "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+        "nodes": [n(1, "ImageBlur", [2, 1.0], [socket("image", link=1), socket("blur_radius", "INT", 3, True)],
+                    [out()]),
+                  n(2, "ImageBlur", [2, 0.5], [socket("image", link=2)], [out()])],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 2, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 3, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "INT"},
+                  {"id": 4, "origin_id": 2, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }  # fmt: skip
+    outer = {
+        "id": "outer-uuid", "name": "Wrapper",
+        "inputs": [{"name": "image", "type": "IMAGE"}], "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+        "nodes": [n(7, "inner-uuid", [9], [socket("image", link=1)], [out()],
+                    properties={"proxyWidgets": [["-1", "radius"]]}),
+                  n(8, "ImageInvert", [], [socket("image", link=2)], [out()])],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 7, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 2, "origin_id": 7, "origin_slot": 0, "target_id": 8, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 3, "origin_id": 8, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }  # fmt: skip
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(5, "outer-uuid", [0.25], [socket("image", link=1)], [out()],
+          properties={"proxyWidgets": [["7:2", "sigma"]]}),
+        n(6, "SaveImage", ["x"], [socket("images", link=2)]),
+    ], [(1, 1, 0, 5, 0, "IMAGE"), (2, 5, 0, 6, 0, "IMAGE")], definitions={"subgraphs": [outer, inner]})  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert set(prompt) == {"1", "5:7:1", "5:7:2", "5:8", "6"}
+    assert prompt["5:7:1"]["inputs"] == {"image": ["1", 0], "blur_radius": 9, "sigma": 1.0}
+    assert prompt["5:7:2"]["inputs"] == {"image": ["5:7:1", 0], "blur_radius": 2, "sigma": 0.25}  # promoted
+    assert prompt["5:8"]["inputs"] == {"image": ["5:7:2", 0]}
+    assert prompt["6"]["inputs"]["images"] == ["5:8", 0]
+
+
+def test_unknown_node_types_are_reported_together():
+    workflow = wf([n(3, "FancyNode"), n(9, "OtherPack"), n(4, "ImageInvert")], [])
+    with pytest.raises(WorkflowError, match=r"node 3 \(FancyNode\), node 9 \(OtherPack\)"):
+        ui_to_api(workflow, DEFS)
+
+
+def test_list_widgets_are_wrapped_and_api_prompts_pass_through():
+    defs = {"Lst": node_def("Lst", {"required": {"v": ("STRING", {})}})}
+    assert ui_to_api(wf([n(1, "Lst", [[1, 2]])], []), defs)["1"]["inputs"] == {"v": {"__value__": [1, 2]}}
+    api = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}}
+    assert ui_to_api(api, DEFS) == api

@@ -1,0 +1,237 @@
+"""UI workflow (what ComfyUI's frontend saves) to API prompt (what ComfyUI runs), in Python.
+
+The same steps as the frontend's graphToPrompt, from node definitions instead of a live canvas:
+- widget values are positional over each node's widget inputs (required, then optional), skipping the values of
+  frontend-only widgets (control_after_generate after seed-like INTs, the upload button after upload combos);
+- a widget turned into a linked input takes its link, not its saved value; missing widget values take defaults;
+- Reroutes are followed, PrimitiveNodes become constants, Notes vanish; muted nodes are dropped and bypassed
+  nodes pass their input of the matching type through;
+- subgraphs (`definitions.subgraphs`, nested) are flattened into ids `outer:inner`, their promoted widgets
+  (`properties.proxyWidgets`) applied to the inner nodes;
+- links may be v0.4 arrays or v1 objects.
+Node types that no definition knows are reported together, by id and type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import WorkflowError
+from .graph import MODE_BYPASSED, MODE_MUTED, detect_format
+from .nodedefs import NodeDef
+
+VIRTUAL = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})  # frontend-only node types
+NOTES = frozenset({"Note", "MarkdownNote"})
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+UPLOAD_VALUES = frozenset({"image", "video", "audio", "file", "upload"})
+SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
+
+
+@dataclass(frozen=True)
+class _Constant:
+    value: Any
+
+
+_MISSING = object()
+
+
+def ui_to_api(workflow: Mapping[str, Any], defs: Mapping[str, NodeDef]) -> dict[str, Any]:
+    """Convert a UI workflow to an API prompt using node definitions `defs` (class type -> NodeDef)."""
+    if detect_format(workflow) == "api":
+        return {node_id: dict(node) for node_id, node in workflow.items()}
+    return _Converter(workflow, defs).convert()
+
+
+class _Converter:
+    def __init__(self, workflow: Mapping[str, Any], defs: Mapping[str, NodeDef]):
+        self.defs = defs
+        self.subgraphs = {sg["id"]: sg for sg in (workflow.get("definitions") or {}).get("subgraphs") or []}
+        self.nodes: dict[str, dict] = {}  # full id -> UI node (instances and pseudo nodes included)
+        self.incoming: dict[tuple[str, int], tuple[str, int]] = {}  # (target, slot) -> (origin, slot)
+        self.overrides: dict[str, dict[str, Any]] = {}  # full id -> promoted widget values
+        self._flatten(workflow.get("nodes") or [], workflow.get("links") or [], "", depth=0)
+
+    # --- flattening ---------------------------------------------------------------------------------------------
+
+    def _flatten(self, nodes: list, links: list, prefix: str, depth: int) -> None:
+        if depth > 32:
+            raise WorkflowError(f"subgraphs nested more than 32 deep at {prefix!r} (a subgraph containing itself?)")
+        for node in nodes:
+            if not isinstance(node, Mapping) or "id" not in node or "type" not in node:
+                raise WorkflowError(f"malformed node {str(node)[:80]}: a UI node needs an 'id' and a 'type'")
+            full = f"{prefix}{node['id']}"
+            self.nodes[full] = node
+            if node["type"] in self.subgraphs:
+                self._promote(full, node, self.subgraphs[node["type"]])
+                definition = self.subgraphs[node["type"]]
+                self._flatten(definition.get("nodes") or [], definition.get("links") or [], f"{full}:", depth + 1)
+        for link in links:
+            origin, origin_slot, target, target_slot = _link_ends(link)
+            # Inside a subgraph, -10 and -20 are its boundaries; prefixed, they name the instance's own sides.
+            self.incoming[(f"{prefix}{target}", target_slot)] = (f"{prefix}{origin}", origin_slot)
+
+    def _promote(self, full: str, instance: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
+        promoted = (instance.get("properties") or {}).get("proxyWidgets") or []
+        values = instance.get("widgets_values") or []
+        if isinstance(values, list):
+            for (inner_id, widget), value in zip(promoted, values, strict=False):
+                if str(inner_id) != "-1":
+                    self.overrides.setdefault(f"{full}:{inner_id}", {})[widget] = value
+
+    # --- resolving what feeds an input -----------------------------------------------------------------------------
+
+    def resolve(self, origin: str, slot: int, seen: frozenset = frozenset()) -> Any:
+        """A link [id, slot] to a real node, a _Constant, or _MISSING."""
+        if (origin, slot) in seen:
+            raise WorkflowError(f"the links around node {origin} form a loop through Reroutes or bypassed nodes")
+        seen = seen | {(origin, slot)}
+        prefix, _, local = origin.rpartition(":")
+        if local == str(SUBGRAPH_INPUT):  # a subgraph's input: whatever feeds the instance's matching input
+            return self._instance_input(prefix, slot, seen)
+        node = self.nodes.get(origin)
+        if node is None:
+            return _MISSING
+        kind, mode = node["type"], int(node.get("mode") or 0)
+        if mode == MODE_MUTED:
+            return _MISSING
+        if kind in self.subgraphs:  # a subgraph's output: what feeds the definition's matching output
+            return self._follow((f"{origin}:{SUBGRAPH_OUTPUT}", self._definition_slot(origin, "outputs", slot)), seen)
+        if kind == "Reroute":
+            return self._follow((origin, 0), seen)
+        if kind == "PrimitiveNode":
+            values = node.get("widgets_values") or []
+            return _Constant(values[0]) if values else _MISSING
+        if mode == MODE_BYPASSED:
+            wanted = _slot_type(node.get("outputs"), slot)
+            for index, spec in enumerate(node.get("inputs") or []):
+                if (origin, index) in self.incoming and _types_match(spec.get("type"), wanted):
+                    return self._follow((origin, index), seen)
+            return _MISSING
+        return [origin, slot]
+
+    def _follow(self, target: tuple[str, int], seen: frozenset) -> Any:
+        source = self.incoming.get(target)
+        return _MISSING if source is None else self.resolve(*source, seen)
+
+    def _definition_slot(self, instance: str, side: str, instance_slot: int) -> int:
+        """The definition's slot for an instance's slot: they are matched by name."""
+        node = self.nodes.get(instance) or {}
+        slots = [spec.get("name") for spec in node.get(side) or []]
+        wanted = slots[instance_slot] if 0 <= instance_slot < len(slots) else None
+        names = [spec.get("name") for spec in (self.subgraphs.get(node.get("type")) or {}).get(side) or []]
+        return names.index(wanted) if wanted in names else instance_slot
+
+    def _instance_input(self, instance: str, definition_slot: int, seen: frozenset) -> Any:
+        """What feeds a subgraph's input `definition_slot`: the instance's linked input of the same name, else the
+        value of the widget the instance shows for it (promoted as ["-1", name], or an input drawn as a widget)."""
+        node = self.nodes.get(instance) or {}
+        names = [spec.get("name") for spec in (self.subgraphs.get(node.get("type")) or {}).get("inputs") or []]
+        if not 0 <= definition_slot < len(names):
+            return _MISSING
+        name = names[definition_slot]
+        inputs = node.get("inputs") or []
+        slot = next((index for index, spec in enumerate(inputs) if spec.get("name") == name), None)
+        if slot is not None and (instance, slot) in self.incoming:
+            return self._follow((instance, slot), seen)
+        values = node.get("widgets_values")
+        if not isinstance(values, list):
+            return _MISSING
+        promoted = (node.get("properties") or {}).get("proxyWidgets") or []
+        for (inner_id, widget), value in zip(promoted, values, strict=False):
+            if str(inner_id) == "-1" and widget == name:
+                return _Constant(value)
+        widget_inputs = [spec for spec in inputs if spec.get("widget")]
+        if slot is not None and inputs[slot].get("widget"):
+            position = widget_inputs.index(inputs[slot])
+            if position < len(values):
+                return _Constant(values[position])
+        return _MISSING
+
+    # --- building the prompt ----------------------------------------------------------------------------------------
+
+    def convert(self) -> dict[str, Any]:
+        unknown = sorted(
+            (full, node["type"]) for full, node in self.nodes.items()
+            if not full.rsplit(":", 1)[-1].startswith("-") and node["type"] not in self.subgraphs
+            and node["type"] not in VIRTUAL and node["type"] not in self.defs
+            and int(node.get("mode") or 0) != MODE_MUTED
+        )  # fmt: skip
+        if unknown:
+            listed = ", ".join(f"node {full} ({kind})" for full, kind in unknown)
+            raise WorkflowError(f"unknown node types (not installed in this ComfyUI?): {listed}")
+        prompt: dict[str, Any] = {}
+        for full, node in self.nodes.items():
+            kind = node["type"]
+            if kind in self.subgraphs or kind in VIRTUAL or int(node.get("mode") or 0) in (MODE_MUTED, MODE_BYPASSED):
+                continue
+            entry: dict[str, Any] = {"class_type": kind, "inputs": self._inputs(full, node, self.defs[kind])}
+            entry["_meta"] = {"title": node.get("title") or kind}
+            prompt[full] = entry
+        return prompt
+
+    def _inputs(self, full: str, node: Mapping[str, Any], definition: NodeDef) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        values = node.get("widgets_values")
+        overrides = self.overrides.get(full, {})
+        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition, list(values or []))
+        for spec in definition.widgets:
+            value = overrides.get(spec.name, by_name.get(spec.name, _MISSING))
+            inputs[spec.name] = spec.default if value is _MISSING else _wrap(value)
+        for slot, socket in enumerate(node.get("inputs") or []):
+            name = socket.get("name")
+            if definition.input(name) is None or (full, slot) not in self.incoming:
+                continue
+            source = self._follow((full, slot), frozenset())
+            if isinstance(source, _Constant):
+                inputs[name] = _wrap(source.value)
+            elif source is not _MISSING:
+                inputs[name] = source
+            elif not definition.input(name).is_widget:
+                inputs.pop(name, None)  # fed by a muted or missing node: the frontend drops the input
+        return inputs
+
+
+def _positional(definition: NodeDef, values: list[Any]) -> dict[str, Any]:
+    """Widget values by name, skipping the values of frontend-only widgets."""
+    by_name: dict[str, Any] = {}
+    position = 0
+    for spec in definition.widgets:
+        if position >= len(values):
+            break
+        by_name[spec.name] = values[position]
+        position += 1
+        following = values[position] if position < len(values) else None
+        control = spec.has_control_widget() and following in CONTROL_VALUES
+        if control or (spec.has_upload_widget() and following in UPLOAD_VALUES):
+            position += 1
+    return by_name
+
+
+def _wrap(value: Any) -> Any:
+    # The API format wraps list-valued widgets so they are not mistaken for links.
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+def _link_ends(link: Any) -> tuple[Any, int, Any, int]:
+    if isinstance(link, (list, tuple)) and len(link) >= 5:
+        return link[1], int(link[2]), link[3], int(link[4])
+    if isinstance(link, Mapping):
+        try:
+            return link["origin_id"], int(link["origin_slot"]), link["target_id"], int(link["target_slot"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    raise WorkflowError(f"malformed link {str(link)[:80]}")
+
+
+def _slot_type(outputs: Any, slot: int) -> str:
+    try:
+        return str(outputs[slot].get("type") or "*")
+    except (IndexError, TypeError, AttributeError):
+        return "*"
+
+
+def _types_match(a: Any, b: Any) -> bool:
+    a, b = str(a or "*"), str(b or "*")
+    return a == b or "*" in (a, b) or bool(set(a.split(",")) & set(b.split(",")))
