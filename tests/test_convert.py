@@ -30,7 +30,8 @@ DEFS = {
 
 
 def n(node_id, kind, widgets=(), inputs=(), outputs=(), mode=0, **extra):
-    return {"id": node_id, "type": kind, "mode": mode, "widgets_values": list(widgets) if isinstance(widgets, (list, tuple)) else widgets,
+    values = list(widgets) if isinstance(widgets, (list, tuple)) else widgets
+    return {"id": node_id, "type": kind, "mode": mode, "widgets_values": values,
             "inputs": [dict(i) for i in inputs], "outputs": [dict(o) for o in outputs], **extra}  # fmt: skip
 
 
