@@ -124,3 +124,67 @@ def _widget_values(node: NodeView) -> tuple[str, Any]:
 def _id_key(node_id: str) -> tuple:
     # Numeric ids sort as numbers, subgraph ids ("12:3") part by part, anything else after.
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in node_id.split(":"))
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What a workflow takes and gives, by uid, and its ports in execution order."""
+
+    takes: dict[str, tuple[Port, ...]]  # uid -> entry ports (INPUT or PASSTHRU)
+    gives: dict[str, Port]  # uid -> the port its value is read from (OUTPUT; PASSTHRU when no OUTPUT has the uid)
+    order: tuple[Port, ...]  # every linked port, upstream ports first
+
+
+def interface(graph: Mapping[str, Any], port_class: str = PORT_CLASS) -> Interface:
+    """The uids a workflow takes and gives; raises `PortError` for bad uids, cycles and dangling links."""
+    ports = [p for p in find_ports(graph, port_class) if p.mode is not PortMode.UNCONNECTED]
+    validate_ports(ports)
+    order = execution_order(graph)
+    position = {node_id: index for index, node_id in enumerate(order)}
+    ports.sort(key=lambda p: position.get(p.node_id, len(position)))
+    takes: dict[str, list[Port]] = {}
+    outputs = {p.uid: p for p in ports if p.mode is PortMode.OUTPUT}
+    passthrus: dict[str, Port] = {}
+    for port in ports:
+        if port.takes:
+            takes.setdefault(port.uid, []).append(port)
+        if port.mode is PortMode.PASSTHRU:
+            passthrus[port.uid] = port  # the last one downstream
+    gives = {**{uid: p for uid, p in passthrus.items() if uid not in outputs}, **outputs}
+    return Interface({uid: tuple(found) for uid, found in takes.items()}, gives, tuple(ports))
+
+
+def execution_order(graph: Mapping[str, Any]) -> list[str]:
+    """Node ids, each after everything that feeds it. Raises `PortError` on a cycle or a dangling link."""
+    nodes = {node.id for node in nodes_of(graph)}
+    parents: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+    dangling = []
+    for link in links_of(graph):
+        if link.origin_id not in nodes or link.target_id not in nodes:
+            name = f"link {link.id}" if link.id is not None else "a link"
+            dangling.append(f"{name} ({link.origin_id} -> {link.target_id})")
+            continue
+        parents[link.target_id].add(link.origin_id)
+    if dangling:
+        raise PortError([f"{entry} names a node that is not in the workflow" for entry in dangling])
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    for start in sorted(nodes, key=_id_key):
+        stack = [(start, iter(sorted(parents[start], key=_id_key)))]
+        if state.get(start) == 2:
+            continue
+        state[start] = 1
+        while stack:
+            node_id, pending = stack[-1]
+            parent = next(pending, None)
+            if parent is None:
+                stack.pop()
+                state[node_id] = 2
+                order.append(node_id)
+            elif state.get(parent) == 1:
+                cycle = [entry for entry, _ in stack][[entry for entry, _ in stack].index(parent) :]
+                raise PortError([f"the workflow has a cycle through nodes {' -> '.join([*cycle, parent])}"])
+            elif state.get(parent) != 2:
+                state[parent] = 1
+                stack.append((parent, iter(sorted(parents[parent], key=_id_key))))
+    return order
