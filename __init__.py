@@ -4,6 +4,7 @@ ComfyUI loads this file from custom_nodes/ and reads NODE_CLASS_MAPPINGS; Python
 Either way nothing of ComfyUI is imported here, so `import discomfort` works before ComfyUI is booted.
 """
 
+from .api import RunResult, Runtime
 from .errors import DiscomfortError, LoopError, PortError, WorkflowError
 from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
 from .executor.loop_node import DiscomfortLoop
@@ -33,5 +34,7 @@ __all__ = [
     "DiscomfortError",
     "LoopError",
     "PortError",
+    "RunResult",
+    "Runtime",
     "WorkflowError",
 ]

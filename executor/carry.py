@@ -7,15 +7,15 @@ changes exactly when the value does, so ComfyUI's cache re-runs what depends on 
 
 from __future__ import annotations
 
+import sys
 import threading
+import types
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DiscomfortError
 from ..ports.anytype import ANY
-
-_USE_FEEDER = object()  # the carry-in should pass on what feeds it (iteration 0 of a PASSTHRU entry)
 
 
 @dataclass
@@ -26,15 +26,20 @@ class CarryRun:
     loop_id: str
     taken: dict[str, Any] = field(default_factory=dict)
     given: dict[str, Any] = field(default_factory=dict)
+    # uids whose carry-ins pass on what feeds them (iteration 0 of a PASSTHRU entry). A set rather than a sentinel
+    # value: the carry nodes may come from another copy of this module (see _process_registry).
+    from_feeder: set[str] = field(default_factory=set)
 
     def token(self, uid: str, version: int) -> str:
         return f"{self.id}/{uid}/{version}"
 
     def offer(self, uid: str, value: Any) -> None:
         self.taken[uid] = value
+        self.from_feeder.discard(uid)
 
     def offer_feeder(self, uid: str) -> None:
-        self.taken[uid] = _USE_FEEDER
+        self.taken.pop(uid, None)
+        self.from_feeder.add(uid)
 
 
 class _Registry:
@@ -65,7 +70,16 @@ class _Registry:
         return len(self._runs)
 
 
-runs = _Registry()
+def _process_registry() -> _Registry:
+    # Discomfort can be in one process twice (loaded from custom_nodes by ComfyUI, and imported as `discomfort`
+    # by a script): a run opened by one copy's engine must be found by the other copy's carry nodes.
+    holder = sys.modules.setdefault("_discomfort_carry_runs", types.ModuleType("_discomfort_carry_runs"))
+    if not hasattr(holder, "registry"):
+        holder.registry = _Registry()
+    return holder.registry
+
+
+runs = _process_registry()
 
 
 class DiscomfortCarryIn:
@@ -83,12 +97,11 @@ class DiscomfortCarryIn:
 
     def check_lazy_status(self, token: str, initial: Any = None) -> list[str]:
         run, uid = runs.lookup(token)
-        return ["initial"] if run.taken.get(uid) is _USE_FEEDER else []
+        return ["initial"] if uid in run.from_feeder else []
 
     def take(self, token: str, initial: Any = None) -> tuple[Any]:
         run, uid = runs.lookup(token)
-        value = run.taken.get(uid)
-        return (initial if value is _USE_FEEDER else value,)
+        return (initial if uid in run.from_feeder else run.taken.get(uid),)
 
 
 class DiscomfortCarryOut:

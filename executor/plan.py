@@ -136,8 +136,21 @@ def plan_loop(loop_node: Mapping[str, Any], loop_id: str) -> LoopPlan:
     if parked.get("error"):
         raise WorkflowError(parked["error"])
     body_name = _body_name(loop_node, loop_id)
-    source: dict[str, Any] = parked["body"]
-    ports = body_ports(source, body_name)
+    return _compile(parked["body"], body_ports(parked["body"], body_name), loop_id, body_name)
+
+
+def plan_workflow(prompt: Mapping[str, Any], name: str = "workflow") -> LoopPlan:
+    """A whole workflow (or a stitched pipeline) as a loop body: every linked port, whatever its tags, is its
+    port. Loops inside it keep their own tagged bodies."""
+    prepared = prepare_prompt(prompt)
+    ports = [p for p in find_ports(prepared) if p.mode is not PortMode.UNCONNECTED]
+    problems = _port_problems(ports)
+    if problems:
+        raise PortError([f"{name}: {problem}" for problem in problems])
+    return _compile(prepared, ports, name, name)
+
+
+def _compile(source: Mapping[str, Any], ports: list[Port], loop_id: str, body_name: str) -> LoopPlan:
     body = {node_id: _copy_node(node) for node_id, node in source.items()}
     entries: dict[str, list[str]] = {}
     exits: dict[str, str] = {}
