@@ -1,86 +1,250 @@
-"""The `discomfort` command: a thin shell over the embedded runtime that maps errors to exit codes."""
+"""The `discomfort` command: a thin shell over the Python API that maps errors to exit codes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from .errors import ComfyNotFoundError, DiscomfortError, ExecutionError, WorkflowError
+from .errors import (
+    ComfyNotFoundError,
+    DiscomfortError,
+    ExecutionError,
+    LoopError,
+    SerializationError,
+    SettingsError,
+    WorkflowError,
+)
+from .serialization.checkpoint import CheckpointMismatch
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow ran and a node failed
 EXIT_BAD_INPUT = 2  # the workflow or the arguments are wrong
 EXIT_NO_COMFY = 3  # no ComfyUI to run on
+EXIT_INTERRUPTED = 130
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+EPILOG = """\
+examples:
+  discomfort run refine.json --iterations 8 --input image=photo.png -o out/
+  discomfort run load.json blur.json -n 5 --accumulate image      (two files stitched by port uid)
+  discomfort ports refine.json
+  discomfort stitch load.json blur.json -o pipeline.json
+  discomfort convert workflow.json -o workflow_api.json
+
+ComfyUI is taken from --comfyui or $COMFYUI_PATH. Exit codes: 0 done, 1 a node failed, 2 bad workflow or
+arguments, 3 no ComfyUI found, 130 interrupted."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="discomfort",
-        description="Run ComfyUI workflows headless on an embedded ComfyUI (no server, no browser).",
-        epilog="ComfyUI is taken from --comfyui or $COMFYUI_PATH. Exit codes: 0 done, 1 a node failed, "
-        "2 bad workflow or arguments, 3 no ComfyUI found.",
+        description="Run ComfyUI workflows as loops, headless, on a ComfyUI embedded in this process.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show ComfyUI's own log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser(
-        "run",
-        help="run a workflow (API format) and save its images",
-        description="Run a workflow saved with ComfyUI's 'Save (API)' and write its images.",
-    )
-    run.add_argument("workflow", type=Path, help="the workflow file (API-format JSON)")
-    run.add_argument(
-        "-o", "--output", type=Path, default=Path("output"), help="folder for saved images (default: ./output)"
-    )
+    run = commands.add_parser("run", help="run workflow files (stitched in order) N times",
+                              description="Run one or more workflow files (UI or API format; several are stitched "
+                              "by DiscomfortPort uid) N times. What an OUTPUT port gives feeds the entry port with "
+                              "the same uid in the next iteration.")  # fmt: skip
+    run.add_argument("workflows", nargs="+", type=Path, metavar="WORKFLOW", help="workflow JSON files")
+    run.add_argument("-n", "--iterations", type=int, default=1, help="how many times (default 1)")
+    run.add_argument("-i", "--input", action="append", default=[], metavar="UID=VALUE",
+                     help="a value for an entry port: an image file, a .json envelope, a number, true/false, "
+                     "or text")  # fmt: skip
+    run.add_argument("--until", metavar="UID", help="stop after the iteration in which this OUTPUT uid is true")
+    run.add_argument("--accumulate", action="append", default=[], metavar="UID",
+                     help="collect every iteration's value of this uid (images are saved as a batch)")  # fmt: skip
+    run.add_argument("--storage", choices=("ram", "disk", "auto"), default="ram", help="where accumulated values wait")
+    run.add_argument("--checkpoint", type=Path, metavar="DIR", help="commit the loop's state here every iteration")
+    run.add_argument("--resume", action="store_true", help="continue from --checkpoint's last finished iteration")
+    run.add_argument("-o", "--output", type=Path, default=Path("output"), help="folder for images (default: ./output)")
     run.add_argument("--comfyui", type=Path, help="the ComfyUI folder to boot (default: $COMFYUI_PATH)")
+
+    ports = commands.add_parser("ports", help="list a workflow's ports and what it takes and gives")
+    ports.add_argument("workflow", type=Path)
+
+    stitch = commands.add_parser("stitch", help="stitch workflow files into one by port uid")
+    stitch.add_argument("workflows", nargs="+", type=Path, metavar="WORKFLOW")
+    stitch.add_argument("-o", "--output", type=Path, required=True, help="the stitched file to write")
+
+    convert = commands.add_parser("convert", help="convert a UI workflow to the API format")
+    convert.add_argument("workflow", type=Path)
+    convert.add_argument("-o", "--output", type=Path, required=True, help="the API-format file to write")
+    convert.add_argument("--comfyui", type=Path, help="the ComfyUI whose node definitions to use")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # ComfyUI logs every optional node pack it could not import; that is noise unless asked for.
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.INFO if args.verbose else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger(__package__).setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        return _run(args)
+        return {"run": _run, "ports": _ports, "stitch": _stitch, "convert": _convert}[args.command](args)
     except ComfyNotFoundError as error:
-        print(f"discomfort: {error}", file=sys.stderr)
-        return EXIT_NO_COMFY
+        return _fail(error, EXIT_NO_COMFY)
     except WorkflowError as error:
-        print(f"discomfort: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ExecutionError as error:
-        print(f"discomfort: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(error, EXIT_BAD_INPUT)
+    except (ExecutionError, LoopError) as error:
+        return _fail(error, EXIT_FAILED)
+    except (SettingsError, SerializationError, CheckpointMismatch) as error:
+        return _fail(error, EXIT_BAD_INPUT)
     except DiscomfortError as error:
-        print(f"discomfort: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(error, EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("discomfort: interrupted; finished iterations are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _fail(error: BaseException, code: int) -> int:
+    print(f"discomfort: {error}", file=sys.stderr)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .executor.embedded import boot
-    from .workflow.files import load_prompt
+    from tqdm import tqdm
 
-    prompt = load_prompt(args.workflow)
+    from .api import Runtime
+
+    inputs = dict(_parse_input(text) for text in args.input)
+    output = args.output.resolve()
     started = time.perf_counter()
-    comfy = boot(args.comfyui, output_directory=args.output)
-    booted = time.perf_counter()
-    result = comfy.run(prompt)
-    finished = time.perf_counter()
-    images = result.images()
-    for image in images:
-        print(Path(args.output) / image.get("subfolder", "") / image["filename"])
-    print(
-        f"done: {len(images)} image(s) in {args.output} "
-        f"(ComfyUI boot {booted - started:.1f} s, run {finished - booted:.2f} s)",
-        file=sys.stderr,
-    )
+    with Runtime(args.comfyui, output_directory=output) as runtime:
+        booted = time.perf_counter()
+        bar = tqdm(total=args.iterations, unit="it", desc="iterations", file=sys.stderr, disable=args.iterations < 2)
+        saved: list[Path] = []
+
+        def progress(done: int, total: int, values: dict[str, Any]) -> None:
+            saved.extend(_save_images(values, output, done))  # each iteration's images as soon as it finishes
+            bar.update(done - bar.n)
+
+        try:
+            result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
+                                 accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
+                                 resume=args.resume, progress=progress)  # fmt: skip
+        finally:
+            bar.close()
+    for image in result.images:
+        print(output / image.get("subfolder", "") / image["filename"])
+    for path in saved:
+        print(path)
+    seconds = time.perf_counter() - booted
+    per_iteration = f"{1e3 * sum(result.seconds) / len(result.seconds):.1f} ms/iteration" if result.seconds else "-"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    print(f"done: {result.iterations} iteration(s){' (stopped early)' if result.stopped_early else ''}, "
+          f"{per_iteration}, {seconds:.2f} s (ComfyUI boot {booted - started:.1f} s), peak memory {peak:.0f} MB, "
+          f"{len(result.images) + len(saved)} image(s) in {output}", file=sys.stderr)  # fmt: skip
     return EXIT_OK
+
+
+def _ports(args: argparse.Namespace) -> int:
+    from .ports.discovery import interface
+    from .workflow.files import load_json
+
+    found = interface(load_json(args.workflow))
+    print(f"{'node':>8}  {'uid':20} {'mode':12} {'type':12} tags")
+    for port in found.order:
+        print(f"{port.node_id:>8}  {port.uid:20} {port.mode.value:12} {port.type:12} {', '.join(port.tags)}")
+    print(f"takes: {', '.join(found.takes) or '-'}\ngives: {', '.join(found.gives) or '-'}")
+    return EXIT_OK
+
+
+def _stitch(args: argparse.Namespace) -> int:
+    from .ports.stitch import stitch_api, stitch_ui
+    from .workflow.files import load_json
+    from .workflow.graph import detect_format
+
+    graphs = [load_json(path) for path in args.workflows]
+    kinds = {detect_format(graph) for graph in graphs}
+    if len(kinds) > 1:
+        raise WorkflowError("stitch files of one format: all UI workflows or all API prompts")
+    stitch = stitch_ui if kinds == {"ui"} else stitch_api
+    _write_json(args.output, stitch(graphs, [path.name for path in args.workflows]))
+    print(args.output)
+    return EXIT_OK
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .api import Runtime
+
+    with Runtime(args.comfyui) as runtime:
+        _write_json(args.output, runtime.load(args.workflow))
+    print(args.output)
+    return EXIT_OK
+
+
+def _parse_input(text: str) -> tuple[str, Any]:
+    uid, separator, raw = text.partition("=")
+    if not separator or not uid.strip():
+        raise WorkflowError(f"--input {text!r}: write it as UID=VALUE")
+    path = Path(raw).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise WorkflowError(f"--input {uid}: no image file {path}")
+        return uid.strip(), _load_image(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        from .serialization import decode
+
+        data = json.loads(path.read_text())
+        is_envelope = isinstance(data, dict) and {"type", "content", "meta"} <= set(data)
+        return uid.strip(), decode(data) if is_envelope else data
+    if raw.lower() in ("true", "false"):
+        return uid.strip(), raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return uid.strip(), kind(raw)
+        except ValueError:
+            pass
+    return uid.strip(), raw
+
+
+def _load_image(path: Path) -> Any:
+    """An image file as ComfyUI's IMAGE: float32 [1, H, W, 3] in 0..1, EXIF orientation applied."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+        return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)[None]
+
+
+def _save_images(values: dict[str, Any], folder: Path, iteration: int) -> list[Path]:
+    """IMAGE values given by ports, as PNG files `<uid>_<iteration>[_<n>].png`."""
+    import numpy as np
+    from PIL import Image
+
+    written = []
+    for uid, value in values.items():
+        if not (hasattr(value, "ndim") and value.ndim == 4 and value.shape[-1] in (1, 3, 4)):
+            continue
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in uid)
+        for index, frame in enumerate(value):
+            pixels = np.clip(frame.detach().cpu().float().numpy() * 255.0, 0, 255).astype(np.uint8)
+            suffix = f"_{index}" if len(value) > 1 else ""
+            path = folder / f"{safe}_{iteration:05d}{suffix}.png"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).save(path)
+            written.append(path)
+    return written
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    temporary.replace(path)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,7 @@ class SerializationError(DiscomfortError, ValueError):
 
 class UntrustedPickleError(SerializationError):
     """A pickled payload is unsigned, signed by another installation, or altered; it was not loaded."""
+
+
+class SettingsError(DiscomfortError, ValueError):
+    """A loop setting (iterations, a uid, storage, a checkpoint name) is out of range or names nothing."""

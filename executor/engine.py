@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BodyError, DiscomfortError, LoopError, PromptValidationError
+from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
 from ..serialization.checkpoint import Checkpoint
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from . import compat
@@ -43,15 +43,15 @@ class LoopSettings:
     def check(self, plan: LoopPlan) -> None:
         where = f"loop {plan.loop_id}"
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, int):
-            raise DiscomfortError(f"{where}: iterations must be a whole number, got {self.iterations!r}")
+            raise SettingsError(f"{where}: iterations must be a whole number, got {self.iterations!r}")
         if not 0 <= self.iterations <= MAX_ITERATIONS:
-            raise DiscomfortError(f"{where}: iterations must be between 0 and {MAX_ITERATIONS}, got {self.iterations}")
+            raise SettingsError(f"{where}: iterations must be between 0 and {MAX_ITERATIONS}, got {self.iterations}")
         if self.storage not in STORAGE_MODES:
-            raise DiscomfortError(f"{where}: storage must be one of {', '.join(STORAGE_MODES)}, got {self.storage!r}")
+            raise SettingsError(f"{where}: storage must be one of {', '.join(STORAGE_MODES)}, got {self.storage!r}")
         for uid in (self.stop_when, *self.accumulate):
             if uid and uid not in plan.exits:
                 known = ", ".join(sorted(plan.exits)) or "none"
-                raise DiscomfortError(
+                raise SettingsError(
                     f"{where}: no OUTPUT port in body {plan.body_name!r} has uid {uid!r} (OUTPUT uids: {known})"
                 )
 
@@ -298,13 +298,13 @@ def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
     unknown = sorted(set(initial) - set(plan.entries))
     if unknown:
         known = ", ".join(sorted(plan.entries)) or "none"
-        raise DiscomfortError(
+        raise SettingsError(
             f"loop {plan.loop_id}: no entry port in body {plan.body_name!r} takes uid {', '.join(unknown)} "
             f"(entries: {known})"
         )
     for uid in plan.entries:
         if uid != ITERATION_UID and uid not in initial and not plan.uid_has_feeder(uid):
-            raise DiscomfortError(
+            raise SettingsError(
                 f"loop {plan.loop_id}: uid {uid!r} has no initial value: link it into the loop node, or feed its "
                 "entry port (making it PASSTHRU)"
             )

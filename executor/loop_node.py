@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiscomfortError
+from ..errors import SettingsError
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
@@ -156,14 +156,14 @@ def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
     root = (Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints").resolve()
     folder = (root / name).resolve()
     if Path(name).is_absolute() or not folder.is_relative_to(root) or folder == root:
-        raise DiscomfortError(f"loop {loop_id}: checkpoint {name!r} must be a folder name inside {root}")
+        raise SettingsError(f"loop {loop_id}: checkpoint {name!r} must be a folder name inside {root}")
     return folder
 
 
 def _uid_list(text: str, widget: str, loop_id: str) -> list[str]:
     uids = list(parse_tags(text))
     if len(uids) > SOCKETS:
-        raise DiscomfortError(f"loop {loop_id}: {widget} names {len(uids)} uids; the node has {SOCKETS} sockets")
+        raise SettingsError(f"loop {loop_id}: {widget} names {len(uids)} uids; the node has {SOCKETS} sockets")
     return uids
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,72 @@ def test_the_readme_demo_refines_an_image_and_saves_every_iteration(tmp_path):
     last, result, first = (np.asarray(Image.open(path)) for path in (steps[-1], final, steps[0]))
     assert np.array_equal(last, result)  # the loop's result is its last iteration
     assert not np.array_equal(first, result)
+
+
+WORKFLOWS = REPO / "tests" / "workflows"
+
+
+@pytest.mark.comfy
+def test_run_a_stitched_pipeline_of_ui_files_n_times(tmp_path):
+    done = discomfort("run", str(WORKFLOWS / "start_image.json"), str(WORKFLOWS / "blur_step.json"), "-n", "5",
+                      "--accumulate", "image", "-o", str(tmp_path), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    steps = sorted((tmp_path / "pipeline").glob("step_*.png"))
+    ports = sorted(tmp_path.glob("image_*.png"))
+    assert len(steps) == 5 and len(ports) == 5  # the workflow's saves, and the port's value every iteration
+    assert np.array_equal(np.asarray(Image.open(steps[-1])), np.asarray(Image.open(ports[-1])))
+    assert "done: 5 iteration(s)" in done.stderr and "ms/iteration" in done.stderr and "peak memory" in done.stderr
+
+
+@pytest.mark.comfy
+def test_input_image_file_feeds_the_entry_port(tmp_path):
+    Image.new("RGB", (16, 8), (255, 255, 255)).save(tmp_path / "white.png")
+    done = discomfort("run", str(WORKFLOWS / "blur_step.json"), "--input", f"image={tmp_path / 'white.png'}",
+                      "-o", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (port_image,) = (tmp_path / "out").glob("image_*.png")
+    assert np.asarray(Image.open(port_image)).shape == (8, 16, 3)
+
+
+def test_ports_lists_uids_modes_and_the_interface(tmp_path):
+    done = discomfort("ports", str(WORKFLOWS / "blur_step.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "INPUT" in done.stdout and "OUTPUT" in done.stdout
+    assert "takes: image" in done.stdout and "gives: image" in done.stdout
+
+
+def test_stitch_writes_a_ui_workflow_that_reopens(tmp_path):
+    target = tmp_path / "pipeline.json"
+    done = discomfort("stitch", str(WORKFLOWS / "start_image.json"), str(WORKFLOWS / "blur_step.json"), "-o",
+                      str(target), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stitched = json.loads(target.read_text())
+    assert len(stitched["nodes"]) == 8 and stitched["last_node_id"] == 8
+    ports = discomfort("ports", str(target), cwd=tmp_path)
+    assert ports.stdout.count("PASSTHRU") == 2
+
+
+@pytest.mark.comfy
+def test_convert_writes_an_api_prompt(tmp_path):
+    target = tmp_path / "api.json"
+    done = discomfort("convert", str(WORKFLOWS / "start_image.json"), "-o", str(target), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    prompt = json.loads(target.read_text())
+    assert prompt["3"]["inputs"] == {"destination": ["1", 0], "source": ["2", 0], "x": 10, "y": 10,
+                                     "resize_source": False}  # fmt: skip
+
+
+@pytest.mark.comfy
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["-n", "-3"], "iterations must be between 0 and 100000"),
+        (["--until", "nothing"], "no OUTPUT port in body"),
+        (["--input", "image"], "write it as UID=VALUE"),
+        (["--input", "image=missing.png"], "no image file"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(tmp_path, arguments, message):
+    done = discomfort("run", str(WORKFLOWS / "blur_step.json"), *arguments, "-o", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
