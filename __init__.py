@@ -7,13 +7,14 @@ Either way nothing of ComfyUI is imported here, so `import discomfort` works bef
 from .api import RunResult, Runtime
 from .errors import DiscomfortError, LoopError, PortError, WorkflowError
 from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
-from .executor.loop_node import DiscomfortLoop
+from .executor.loop_node import DiscomfortLoop, DiscomfortWorkflowLoop
 from .executor.server_hook import install as _install_server_hook
 from .ports.node import DiscomfortPort
 
 NODE_CLASS_MAPPINGS = {
     "DiscomfortPort": DiscomfortPort,
     "DiscomfortLoop": DiscomfortLoop,
+    "DiscomfortWorkflowLoop": DiscomfortWorkflowLoop,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
 }
@@ -21,6 +22,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortPort": "Discomfort Port",
     "DiscomfortLoop": "Discomfort Loop",
+    "DiscomfortWorkflowLoop": "Discomfort Workflow Loop",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
 }

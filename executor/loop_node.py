@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError
+from ..errors import SettingsError, WorkflowError
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
@@ -71,7 +71,7 @@ class DiscomfortLoop:
         # the body stay cached in the loop's private executor.
         return float("nan")
 
-    def run(self, body: str, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
+    def run(self, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
             extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
             **values: Any) -> dict:  # fmt: skip
@@ -79,7 +79,7 @@ class DiscomfortLoop:
 
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
-        plan = plan_loop(_prepared_node(prompt, unique_id), unique_id)
+        plan = self.plan(prompt, unique_id, values)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
@@ -104,6 +104,11 @@ class DiscomfortLoop:
         record.close()
         # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
         return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
+
+    def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
+        """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued."""
+        widgets.pop("body", None)
+        return plan_loop(_prepared_node(prompt, unique_id), unique_id)
 
     def _runner(self, unique_id: str):
         # One private executor per loop node, kept on the node instance, which ComfyUI keeps between prompts.
@@ -181,3 +186,46 @@ def _real_server() -> Any:
     import server
 
     return getattr(server.PromptServer, "instance", None)
+
+
+class DiscomfortWorkflowLoop(DiscomfortLoop):
+    """Runs workflow files (stitched in order by port uid) as the loop body, on the same engine."""
+
+    DESCRIPTION = (
+        "Runs saved workflow files as a loop: one per line, from ComfyUI's user workflows folder, stitched in order "
+        "(an OUTPUT port of one feeds the INPUT port with the same uid in the next). What the pipeline's OUTPUT "
+        "ports give in one iteration enters its entry ports with the same uid in the next."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        types = super().INPUT_TYPES()
+        required = dict(types["required"])
+        del required["body"]
+        tooltip = "Workflow files, one per line, relative to the user workflows folder."
+        workflows = ("STRING", {"default": "", "multiline": True, "tooltip": tooltip})
+        return {**types, "required": {"workflows": workflows, **required}}
+
+    def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
+        import folder_paths
+
+        from ..ports.stitch import stitch_api
+        from ..workflow.convert import ui_to_api
+        from ..workflow.files import load_json, resolve_under
+        from .node_defs import LiveNodeDefs
+        from .plan import plan_workflow
+
+        names = [line.strip() for line in str(widgets.pop("workflows", "")).splitlines() if line.strip()]
+        if not names:
+            raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
+        root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
+        defs = LiveNodeDefs()
+        prompts = []
+        for name in names:
+            path = resolve_under(root, name)
+            try:
+                prompts.append(ui_to_api(load_json(path), defs))
+            except WorkflowError as error:
+                raise WorkflowError(f"{name}: {error}") from None
+        pipeline = prompts[0] if len(prompts) == 1 else stitch_api(prompts, names)
+        return plan_workflow(pipeline, " + ".join(names))
