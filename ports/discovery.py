@@ -57,10 +57,14 @@ def parse_tags(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for tag in (str(item).strip() for item in items) if tag))
 
 
-def find_ports(graph: Mapping[str, Any], port_class: str = PORT_CLASS) -> list[Port]:
+def find_ports(
+    graph: Mapping[str, Any], port_class: str = PORT_CLASS, defs: Mapping[str, Any] | None = None
+) -> list[Port]:
     """Every active DiscomfortPort of an API prompt or UI workflow, in node-id order.
 
-    Muted and bypassed ports are left out: ComfyUI does not run them, so they carry nothing.
+    Muted and bypassed ports are left out: ComfyUI does not run them, so they carry nothing. A port's type comes
+    from the link types a UI workflow records; API prompts record none, so with node definitions `defs` (class
+    type -> NodeDef) it is read from the socket the port is linked to.
     """
     nodes = [node for node in nodes_of(graph) if node.mode not in (MODE_MUTED, MODE_BYPASSED)]
     by_id = {node.id: node for node in nodes}
@@ -88,6 +92,8 @@ def find_ports(graph: Mapping[str, Any], port_class: str = PORT_CLASS) -> list[P
             (False, False): PortMode.UNCONNECTED,
         }[(has_in, has_out)]
         link_type = incoming.get(node.id, outgoing.get(node.id, "*"))
+        if link_type == "*" and defs is not None:
+            link_type = _socket_type(graph, node.id, defs)
         ports.append(Port(node.id, uid, parse_tags(tags), mode, link_type, node.title))
     return sorted(ports, key=lambda port: _id_key(port.node_id))
 
@@ -108,6 +114,23 @@ def validate_ports(ports: Iterable[Port]) -> None:
             )
     if problems:
         raise PortError(problems)
+
+
+def _socket_type(graph: Mapping[str, Any], port_id: str, defs: Mapping[str, Any]) -> str:
+    """The type of what feeds an API-prompt port, else of the first typed input it feeds."""
+    value = (graph[port_id].get("inputs") or {}).get(VALUE)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] in graph:
+        source = defs.get(graph[value[0]].get("class_type"))
+        if source is not None and 0 <= value[1] < len(source.outputs) and source.outputs[value[1]] != "*":
+            return source.outputs[value[1]]
+    for node in graph.values():
+        target = defs.get(node.get("class_type"))
+        for name, linked in (node.get("inputs") or {}).items():
+            if target is not None and isinstance(linked, list) and linked[:1] == [port_id]:
+                spec = target.input(name)
+                if spec is not None and spec.type not in ("*", "COMBO"):
+                    return spec.type
+    return "*"
 
 
 def _widget_values(node: NodeView) -> tuple[str, Any]:

@@ -210,3 +210,15 @@ def test_is_link_and_parse_tags():
     assert not is_link([3, 0]) and not is_link(["3", True]) and not is_link(["3", 0, 1]) and not is_link("30")
     assert parse_tags("a, b,,a , c") == ("a", "b", "c")
     assert parse_tags(None) == ()
+
+
+def test_api_port_types_come_from_node_definitions():
+    from discomfort.workflow.nodedefs import node_def
+
+    encode_inputs = {"required": {"pixels": ("IMAGE",), "vae": ("VAE",)}}
+    defs = {"EmptyImage": node_def("EmptyImage", {"required": {"width": ("INT", {})}}, ["IMAGE"]),
+            "VAEEncode": node_def("VAEEncode", encode_inputs, ["LATENT"])}  # fmt: skip
+    graph = {"1": node("EmptyImage", width=8), "2": port("image", ["1", 0]), "3": port("vae"),
+             "4": node("VAEEncode", pixels=["2", 0], vae=["3", 0])}  # fmt: skip
+    assert {p.uid: p.type for p in find_ports(graph, defs=defs)} == {"image": "IMAGE", "vae": "VAE"}
+    assert {p.uid: p.type for p in find_ports(graph)} == {"image": "*", "vae": "*"}
