@@ -9,12 +9,19 @@ from .errors import DiscomfortError, LoopError, PortError, WorkflowError
 from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
 from .executor.loop_node import DiscomfortLoop, DiscomfortWorkflowLoop
 from .executor.server_hook import install as _install_server_hook
+from .nodes.compare import DiscomfortImageDifference
+from .nodes.folder import DiscomfortFolderImageLoader, DiscomfortFolderLoop
+from .nodes.save import DiscomfortSaveImage
 from .ports.node import DiscomfortPort
 
 NODE_CLASS_MAPPINGS = {
     "DiscomfortPort": DiscomfortPort,
     "DiscomfortLoop": DiscomfortLoop,
     "DiscomfortWorkflowLoop": DiscomfortWorkflowLoop,
+    "DiscomfortFolderLoop": DiscomfortFolderLoop,
+    "DiscomfortFolderImageLoader": DiscomfortFolderImageLoader,
+    "DiscomfortSaveImage": DiscomfortSaveImage,
+    "DiscomfortImageDifference": DiscomfortImageDifference,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
 }
@@ -23,6 +30,10 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortPort": "Discomfort Port",
     "DiscomfortLoop": "Discomfort Loop",
     "DiscomfortWorkflowLoop": "Discomfort Workflow Loop",
+    "DiscomfortFolderLoop": "Discomfort Folder Loop",
+    "DiscomfortFolderImageLoader": "Discomfort Folder Image Loader",
+    "DiscomfortSaveImage": "Discomfort Save Image (by name)",
+    "DiscomfortImageDifference": "Discomfort Image Difference",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
 }

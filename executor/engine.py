@@ -39,6 +39,7 @@ class LoopSettings:
     storage: str = "ram"  # where accumulated values wait: ram, disk, or auto (memory, spilling past a budget)
     checkpoint: str | os.PathLike | None = None  # a folder to commit the loop's state to after every iteration
     resume: bool = False  # continue from the checkpoint's last finished iteration instead of starting over
+    on_error: str = "stop"  # "skip": an iteration whose body fails is recorded in LoopRecord.skipped, the loop goes on
 
     def check(self, plan: LoopPlan) -> None:
         where = f"loop {plan.loop_id}"
@@ -46,6 +47,8 @@ class LoopSettings:
             raise SettingsError(f"{where}: iterations must be a whole number, got {self.iterations!r}")
         if not 0 <= self.iterations <= MAX_ITERATIONS:
             raise SettingsError(f"{where}: iterations must be between 0 and {MAX_ITERATIONS}, got {self.iterations}")
+        if self.on_error not in ("stop", "skip"):
+            raise SettingsError(f"{where}: on_error must be stop or skip, got {self.on_error!r}")
         if self.storage not in STORAGE_MODES:
             raise SettingsError(f"{where}: storage must be one of {', '.join(STORAGE_MODES)}, got {self.storage!r}")
         for uid in (self.stop_when, *self.accumulate):
@@ -65,6 +68,7 @@ class LoopRecord:
     accumulated: dict[str, Sequence[Any]] = field(default_factory=dict)  # uid -> one value per finished iteration
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (iteration, why) with on_error="skip"
     ui: dict[str, list[Any]] = field(default_factory=dict)  # what body nodes showed (saved images...), merged
 
     def add_ui(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
@@ -126,6 +130,7 @@ def run_loop(
     extra_data: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     record: LoopRecord | None = None,
+    per_iteration: Mapping[str, Callable[[int], Any]] | None = None,
 ) -> LoopRecord:
     """Run `plan` on `runner` and return what it produced.
 
@@ -135,18 +140,22 @@ def run_loop(
         extra_data: handed to every inner run (extra_pnginfo, API keys, client id).
         progress: called after every iteration with (finished, planned).
         record: filled in place as iterations finish; pass one to keep partial results after an exception.
+        per_iteration: uid -> a function of the iteration index giving that uid's value in each iteration
+            (a folder's next image, say): made only when its iteration starts, so one is held at a time.
     """
     settings.check(plan)
     initial = dict(initial or {})
     record = record if record is not None else LoopRecord()
-    _check_initial_values(plan, initial)
+    per_iteration = dict(per_iteration or {})
+    _check_initial_values(plan, {**initial, **per_iteration})
     run = runs.open(plan.loop_id)
     try:
         if settings.iterations == 0:
             _initial_values(plan, runner, run, initial, prompt_id, extra_data or {}, record)
             return record
         checkpoint = _open_checkpoint(plan, settings, initial, record)
-        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record, checkpoint)
+        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record, checkpoint,
+                 per_iteration)  # fmt: skip
         return record
     finally:
         runs.close(run)
@@ -194,30 +203,45 @@ def _value_digest(value: Any) -> bytes:
 
 
 def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record,
-             checkpoint: Checkpoint | None) -> None:  # fmt: skip
+             checkpoint: Checkpoint | None, per_iteration: Mapping[str, Callable[[int], Any]]) -> None:  # fmt: skip
     total = settings.iterations
     if record.iterations >= total or record.stopped_early:
         return  # resumed from a checkpoint of a finished run
-    template = plan.instantiate(plan.prompt, _tokens(plan, run, 0))
+    varying = set(per_iteration)
+    template = plan.instantiate(plan.prompt, _tokens(plan, run, 0, varying))
     outputs = _validated(plan, runner, template, f"{prompt_id}:{plan.loop_id}")
     carried = set(plan.carried)
     for i in range(record.iterations, total):
         compat.raise_if_interrupted()
+        started = time.perf_counter()
+        try:
+            fresh = {uid: make(i) for uid, make in per_iteration.items() if uid in plan.entries}
+        except Exception as error:  # a value that could not be made: a file that does not load, say
+            if settings.on_error == "skip":
+                _skip(record, i, f"{type(error).__name__}: {error}", progress, total)
+                continue
+            raise LoopError(f"loop {plan.loop_id}, iteration {i + 1}/{total}: {error}", loop_id=plan.loop_id,
+                            iteration=i + 1, record=record) from error  # fmt: skip
         for uid in plan.entries:
-            if uid == ITERATION_UID:
+            if uid in fresh:
+                run.offer(uid, fresh[uid])
+            elif uid == ITERATION_UID:
                 run.offer(uid, i)
-            elif i > 0 and uid in carried:
+            elif uid in carried and uid in record.values:
                 run.offer(uid, record.values[uid])
             elif uid in initial:
                 run.offer(uid, initial[uid])
             else:
                 run.offer_feeder(uid)
+        del fresh  # the carry-in holds it for this iteration only
         run.given = {}
-        started = time.perf_counter()
-        prompt = plan.instantiate(template, _tokens(plan, run, i))
+        prompt = plan.instantiate(template, _tokens(plan, run, i, varying))
         try:
             runner.run(prompt, f"{prompt_id}:{plan.loop_id}:{i}", outputs, extra_data)
         except BodyError as error:
+            if settings.on_error == "skip":
+                _skip(record, i, str(error), progress, total)
+                continue
             raise LoopError(
                 f"loop {plan.loop_id}, iteration {i + 1}/{total}: {error}", loop_id=plan.loop_id, iteration=i + 1,
                 node_id=error.node_id, class_type=error.class_type, record=record,
@@ -242,6 +266,14 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
         if stop:
             record.stopped_early = i + 1 < total
             break
+
+
+def _skip(record: LoopRecord, i: int, why: str, progress: Progress | None, total: int) -> None:
+    log.warning("iteration %d skipped: %s", i + 1, why)
+    record.skipped.append((i + 1, why))
+    record.iterations = i + 1
+    if progress is not None:
+        progress(i + 1, total)
 
 
 def _initial_values(plan, runner, run: CarryRun, initial, prompt_id, extra_data, record) -> None:
@@ -273,9 +305,9 @@ def _initial_values(plan, runner, run: CarryRun, initial, prompt_id, extra_data,
     record.values.update(run.given)
 
 
-def _tokens(plan: LoopPlan, run: CarryRun, iteration: int) -> dict[str, str]:
+def _tokens(plan: LoopPlan, run: CarryRun, iteration: int, varying: set[str] = frozenset()) -> dict[str, str]:
     """Carry-in tokens change only when their value can; carry-out tokens every iteration, so they always run."""
-    carried = set(plan.carried) | {ITERATION_UID}
+    carried = set(plan.carried) | {ITERATION_UID} | set(varying)
     tokens = {}
     for uid, node_ids in plan.entries.items():
         version = iteration if uid in carried else 0

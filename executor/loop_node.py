@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,7 @@ class DiscomfortLoop:
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
             extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
             **values: Any) -> dict:  # fmt: skip
-        from .engine import LoopRecord, LoopSettings, run_loop
+        from .engine import LoopSettings
 
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
@@ -83,11 +85,24 @@ class DiscomfortLoop:
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
+        hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
+                  "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
+        with self.execute(plan, settings, unique_id, hidden, initial=initial) as record:
+            finals = [record.values.get(uid) for uid in uid_list]
+            joined = [record.joined(uid) for uid in accumulated]
+        # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
+        return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
+
+    @contextlib.contextmanager
+    def execute(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], *,
+                initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> Iterator[Any]:  # fmt: skip
+        """Run `plan` on this node's private executor; yield the record, then free what it holds on disk."""
+        from .engine import LoopRecord, run_loop
+
         runner = self._runner(unique_id)
         context = _outer_context()
         runner.bind(_real_server(), context.prompt_id if context else None)
-        extra_data = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
-                      "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
+        extra_data = dict(hidden)
         client_id = getattr(runner.proxy.real, "client_id", None)
         if client_id is not None:
             extra_data["client_id"] = client_id
@@ -95,15 +110,12 @@ class DiscomfortLoop:
         progress = _Progress(unique_id, settings.iterations, runner.proxy.real, client_id)
         try:
             run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
-                     extra_data=extra_data, progress=progress, record=record)  # fmt: skip
-            finals = [record.values.get(uid) for uid in uid_list]
-            joined = [record.joined(uid) for uid in accumulated]
+                     extra_data=extra_data, progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
+            yield record
         except BaseException:
             record.close(success=False)
             raise
         record.close()
-        # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
-        return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued."""

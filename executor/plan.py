@@ -26,6 +26,8 @@ from ..ports.discovery import VALUE, Port, PortMode, find_ports, validate_ports
 from ..workflow.graph import is_link
 
 LOOP_CLASS = "DiscomfortLoop"
+# Node types whose body is a region of the same graph, named by a `body` widget and tagged ports.
+LOOP_CLASSES = frozenset({LOOP_CLASS, "DiscomfortFolderLoop"})
 CARRY_IN = "DiscomfortCarryIn"
 CARRY_OUT = "DiscomfortCarryOut"
 ITERATION_UID = "iteration"  # reserved: an entry port with this uid takes the 0-based iteration index
@@ -100,7 +102,7 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
     loops = [
         node_id
         for node_id, node in prompt.items()
-        if isinstance(node, Mapping) and node.get("class_type") == LOOP_CLASS
+        if isinstance(node, Mapping) and node.get("class_type") in LOOP_CLASSES
     ]
     if not loops:
         return dict(prompt)
@@ -225,7 +227,7 @@ def _body_nodes(
         )
     # A loop inside the body reads its own body from the prompt it runs in, so that body comes along too.
     done: set[str] = set()
-    while inner_loops := {n for n in nodes if prompt[n].get("class_type") == LOOP_CLASS} - done:
+    while inner_loops := {n for n in nodes if prompt[n].get("class_type") in LOOP_CLASSES} - done:
         for inner in sorted(inner_loops, key=_id_key):
             done.add(inner)
             if inner in enclosing:

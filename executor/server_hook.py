@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .plan import LOOP_CLASS, prepare_prompt
+from .plan import LOOP_CLASSES, prepare_prompt
 
 
 def on_prompt(json_data: dict[str, Any]) -> dict[str, Any]:
     prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
     if isinstance(prompt, dict) and any(
-        isinstance(node, dict) and node.get("class_type") == LOOP_CLASS for node in prompt.values()
+        isinstance(node, dict) and node.get("class_type") in LOOP_CLASSES for node in prompt.values()
     ):
         return {**json_data, "prompt": prepare_prompt(prompt)}
     return json_data

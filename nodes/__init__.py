@@ -1,0 +1,1 @@
+"""User-facing supporting nodes: measuring change between images, loading folders of images."""

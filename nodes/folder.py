@@ -1,0 +1,248 @@
+"""Folders of images: loading one image or the whole folder, and looping over a folder one image at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import SettingsError, WorkflowError
+from ..executor.loop_node import DiscomfortLoop
+
+FILTERS = {
+    "images": ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.bmp", "*.tif", "*.tiff", "*.gif"),
+    "png": ("*.png",),
+    "jpg": ("*.jpg", "*.jpeg"),
+    "webp": ("*.webp",),
+    "custom": (),
+}
+SIZE_POLICIES = ("error", "resize", "pad")
+FOLDERS_ENV = "DISCOMFORT_FOLDERS"  # extra folders (os.pathsep-separated) a workflow may read images from
+
+
+def natural_key(path: Path) -> list:
+    """'img2' before 'img10', case-insensitively."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def allowed_roots() -> list[Path]:
+    import folder_paths
+
+    roots = [folder_paths.get_input_directory(), folder_paths.get_output_directory()]
+    roots += [entry for entry in os.environ.get(FOLDERS_ENV, "").split(os.pathsep) if entry]
+    return [Path(root).resolve() for root in roots]
+
+
+def resolve_folder(name: str) -> Path:
+    """A folder a workflow names: relative to ComfyUI's input folder, or inside the input or output folder or one
+    listed in $DISCOMFORT_FOLDERS. Workflows come from anywhere; they may not read the rest of the disk."""
+    import folder_paths
+
+    name = name.strip()
+    if not name:
+        raise SettingsError("name a folder of images (relative to ComfyUI's input folder)")
+    path = Path(name).expanduser()
+    path = (path if path.is_absolute() else Path(folder_paths.get_input_directory()) / path).resolve()
+    if not any(path == root or path.is_relative_to(root) for root in allowed_roots()):
+        raise SettingsError(
+            f"folder {name!r} is outside ComfyUI's input and output folders; add its parent to ${FOLDERS_ENV} "
+            "to allow it"
+        )
+    if not path.is_dir():
+        raise SettingsError(f"folder {path} does not exist")
+    return path
+
+
+def list_images(folder: Path, filter_name: str, custom_pattern: str = "") -> list[Path]:
+    """The folder's files matching the filter (or the custom glob pattern), in natural order."""
+    patterns = FILTERS.get(filter_name)
+    if patterns is None:
+        raise SettingsError(f"filter must be one of {', '.join(FILTERS)}, got {filter_name!r}")
+    if filter_name == "custom":
+        patterns = tuple(p.strip() for p in custom_pattern.split(",") if p.strip())
+        if not patterns:
+            raise SettingsError("filter 'custom' needs a pattern, e.g. 'shot_*.png'")
+    found = {path for pattern in patterns for path in folder.glob(pattern) if path.is_file()}
+    found |= {path for pattern in patterns for path in folder.glob(pattern.upper()) if path.is_file()}
+    return sorted(found, key=natural_key)
+
+
+def load_image(path: Path) -> tuple[Any, Any]:
+    """ComfyUI's IMAGE [1, H, W, 3] and MASK [1, H, W] (1 where transparent, as LoadImage makes it), EXIF applied."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise WorkflowError(f"{path.name}: not a readable image ({error})") from None
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)[None]
+    if "A" in image.getbands():
+        alpha = torch.from_numpy(np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0)
+        mask = (1.0 - alpha)[None]
+    else:
+        mask = torch.zeros((1, rgb.shape[1], rgb.shape[2]), dtype=torch.float32)
+    return rgb, mask
+
+
+def fit(images: list[Any], masks: list[Any], policy: str, names: list[str]) -> tuple[Any, Any]:
+    """One batch from images of possibly different sizes: refuse, resize to the first, or pad to the largest."""
+    import torch
+    import torch.nn.functional as functional
+
+    sizes = {tuple(image.shape[1:3]) for image in images}
+    if len(sizes) > 1:
+        if policy == "error":
+            listed = ", ".join(f"{name} {tuple(image.shape[1:3])}" for name, image in zip(names, images, strict=True))
+            raise WorkflowError(f"images differ in size ({listed}); choose size_policy resize or pad")
+        if policy == "resize":
+            height, width = images[0].shape[1:3]
+            images = [functional.interpolate(i.movedim(-1, 1), size=(height, width), mode="bilinear",
+                                             align_corners=False).movedim(1, -1) for i in images]  # fmt: skip
+            masks = [functional.interpolate(m[:, None], size=(height, width), mode="bilinear",
+                                            align_corners=False)[:, 0] for m in masks]  # fmt: skip
+        else:
+            height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)
+            images = [functional.pad(i, (0, 0, 0, width - i.shape[2], 0, height - i.shape[1])) for i in images]
+            masks = [functional.pad(m, (0, width - m.shape[2], 0, height - m.shape[1]), value=1.0) for m in masks]
+    return torch.cat(images), torch.cat(masks)
+
+
+class DiscomfortFolderImageLoader:
+    """A folder of images, as one batch or one image by index."""
+
+    DESCRIPTION = (
+        "Loads images from a folder (relative to ComfyUI's input folder), in natural order ('2' before '10'), EXIF "
+        "orientation applied, MASK from transparency. mode 'batch' loads all of them as one IMAGE batch (sizes "
+        "reconciled by size_policy); 'single' loads the one at `index`."
+    )
+    CATEGORY = "Discomfort"
+    RETURN_TYPES = ("IMAGE", "MASK", "STRING", "INT", "INT")
+    RETURN_NAMES = ("image", "mask", "filename", "index", "count")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "folder": ("STRING", {"default": "", "tooltip": "Relative to ComfyUI's input folder."}),
+            "filter": (list(FILTERS), {"default": "images"}),
+            "custom_pattern": ("STRING", {"default": "", "tooltip": "Glob patterns for 'custom', comma-separated."}),
+            "mode": (["single", "batch"], {"default": "single"}),
+            "index": ("INT", {"default": 0, "min": 0, "max": 10_000_000}),
+            "size_policy": (list(SIZE_POLICIES), {"default": "error"}),
+            "unreadable": (["error", "skip"], {"default": "error", "tooltip": "Unreadable files: stop, or skip."}),
+        }}  # fmt: skip
+
+    @classmethod
+    def IS_CHANGED(cls, folder: str = "", filter: str = "images", custom_pattern: str = "", **_: Any) -> str:
+        # The folder's contents, not just its name: a new or changed file means a new result.
+        try:
+            files = list_images(resolve_folder(folder), filter, custom_pattern)
+        except (SettingsError, OSError):
+            return ""
+        return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+    def load(self, folder: str, filter: str, custom_pattern: str, mode: str, index: int, size_policy: str,
+             unreadable: str) -> tuple:  # fmt: skip
+        path = resolve_folder(folder)
+        files = list_images(path, filter, custom_pattern)
+        if not files:
+            raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
+        if mode == "single":
+            if index >= len(files):
+                raise WorkflowError(f"index {index} is past the last image of {path} ({len(files)} images)")
+            image, mask = load_image(files[index])
+            return image, mask, files[index].name, index, len(files)
+        images, masks, names = [], [], []
+        for file in files:
+            try:
+                image, mask = load_image(file)
+            except WorkflowError:
+                if unreadable == "skip":
+                    continue
+                raise
+            images.append(image)
+            masks.append(mask)
+            names.append(file.name)
+        if not images:
+            raise WorkflowError(f"no image in {path} could be read")
+        image, mask = fit(images, masks, size_policy, names)
+        return image, mask, ", ".join(names), 0, len(images)
+
+
+class DiscomfortFolderLoop(DiscomfortLoop):
+    """Runs a loop body once per image of a folder, one image in memory at a time."""
+
+    DESCRIPTION = (
+        "Runs the body tagged `body` once per image of a folder (natural order), in one prompt. Entry ports with "
+        "the uids image, mask, filename and index receive each file in turn; save it by name with Discomfort Save "
+        "Image. start_index resumes a run; on_error 'skip' records a failing file in the status and goes on."
+    )
+    RETURN_TYPES = ("STRING", "INT", "INT", "BOOLEAN")
+    RETURN_NAMES = ("status", "processed", "skipped", "complete")
+    OUTPUT_TOOLTIPS = (
+        "JSON: processed, skipped (file and error), total, next_index",
+        "files processed",
+        "files skipped",
+        "true when the last file of the folder was handled",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        folder_inputs = DiscomfortFolderImageLoader.INPUT_TYPES()["required"]
+        return {
+            "required": {
+                "folder": folder_inputs["folder"],
+                "filter": folder_inputs["filter"],
+                "custom_pattern": folder_inputs["custom_pattern"],
+                "body": ("STRING", {"default": "loop", "tooltip": "The tag that marks this loop's ports."}),
+                "start_index": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
+                                        "tooltip": "Skip the files before this one (to resume)."}),
+                "on_error": (["stop", "skip"], {"default": "stop"}),
+            },
+            "hidden": DiscomfortLoop.INPUT_TYPES()["hidden"],
+        }  # fmt: skip
+
+    def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
+            prompt: dict, unique_id: str, extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None,
+            api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
+        from ..executor.engine import LoopSettings
+
+        path = resolve_folder(folder)
+        files = list_images(path, filter, custom_pattern)
+        if not files:
+            raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
+        todo = files[start_index:]
+        plan = self.plan(prompt, unique_id, {"body": body})
+        loaded = _LastLoaded(todo)
+        makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
+                  "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
+        per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
+        settings = LoopSettings(len(todo), on_error=on_error)
+        hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
+                  "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
+        with self.execute(plan, settings, unique_id, hidden, per_iteration=per_iteration) as record:
+            skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
+        processed = record.iterations - len(skipped)
+        status = {"processed": processed, "skipped": skipped, "total": len(files),
+                  "next_index": start_index + record.iterations}  # fmt: skip
+        complete = start_index + record.iterations >= len(files)
+        return {"ui": record.ui, "result": (json.dumps(status), processed, len(skipped), complete)}
+
+
+class _LastLoaded:
+    """Loads file i once for both the image and the mask entry, and keeps nothing older."""
+
+    def __init__(self, files: list[Path]):
+        self.files, self.index, self.value = files, None, None
+
+    def __call__(self, index: int) -> tuple[Any, Any]:
+        if index != self.index:
+            self.index, self.value = None, None  # drop the previous image before loading the next
+            self.value, self.index = load_image(self.files[index]), index
+        return self.value

@@ -1,0 +1,50 @@
+"""Saving an image under a name of the workflow's choosing (the input file's own name, in a folder loop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import SettingsError
+
+
+class DiscomfortSaveImage:
+    """Saves each image as <output>/<subfolder>/<filename>.png, replacing an older file of that name."""
+
+    DESCRIPTION = (
+        "Saves images under a given name (its extension replaced by .png) in a subfolder of ComfyUI's output "
+        "folder; a batch gets _1, _2... Made for folder loops: link the filename entry port here."
+    )
+    CATEGORY = "Discomfort"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "images": ("IMAGE",),
+            "filename": ("STRING", {"default": "image"}),
+            "subfolder": ("STRING", {"default": "discomfort"}),
+        }}  # fmt: skip
+
+    def save(self, images: Any, filename: str, subfolder: str) -> dict:
+        import folder_paths
+        import numpy as np
+        from PIL import Image
+
+        root = Path(folder_paths.get_output_directory()).resolve()
+        folder = (root / subfolder).resolve()
+        stem = Path(str(filename)).stem
+        if not stem or (folder != root and not folder.is_relative_to(root)) or Path(stem).name != stem:
+            raise SettingsError(f"cannot save {filename!r} in {subfolder!r}: it must stay inside {root}")
+        folder.mkdir(parents=True, exist_ok=True)
+        results = []
+        for index, image in enumerate(images):
+            name = f"{stem}.png" if len(images) == 1 else f"{stem}_{index + 1}.png"
+            pixels = np.clip(image.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
+            temporary = folder / f".{name}.tmp"
+            Image.fromarray(pixels).save(temporary, format="PNG")
+            temporary.replace(folder / name)  # a reader never sees half a file
+            results.append({"filename": name, "subfolder": str(folder.relative_to(root)), "type": "output"})
+        return {"ui": {"images": results}}
