@@ -12,6 +12,7 @@ from .executor.server_hook import install as _install_server_hook
 from .nodes.compare import DiscomfortImageDifference
 from .nodes.folder import DiscomfortFolderImageLoader, DiscomfortFolderLoop
 from .nodes.save import DiscomfortSaveImage
+from .nodes.video import DiscomfortJoinChunks, DiscomfortLastFrames
 from .ports.node import DiscomfortPort
 
 NODE_CLASS_MAPPINGS = {
@@ -22,6 +23,8 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortFolderImageLoader": DiscomfortFolderImageLoader,
     "DiscomfortSaveImage": DiscomfortSaveImage,
     "DiscomfortImageDifference": DiscomfortImageDifference,
+    "DiscomfortLastFrames": DiscomfortLastFrames,
+    "DiscomfortJoinChunks": DiscomfortJoinChunks,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
 }
@@ -34,6 +37,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortFolderImageLoader": "Discomfort Folder Image Loader",
     "DiscomfortSaveImage": "Discomfort Save Image (by name)",
     "DiscomfortImageDifference": "Discomfort Image Difference",
+    "DiscomfortLastFrames": "Discomfort Last Frames",
+    "DiscomfortJoinChunks": "Discomfort Join Chunks",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
 }

@@ -128,3 +128,38 @@ def test_refinement_stops_when_the_change_settles(comfy, captured):
     chain["out"] = capture(previous, "direct")
     comfy.run(chain)
     assert torch.equal(captured["final"][0], captured["direct"][0])
+
+
+def test_long_video_in_chunks_with_overlapping_seams(comfy, captured, request):
+    chunks, length, overlap = 4, 6, 2
+    prefix = f"video/{request.node.name}"
+    prompt = {
+        "20": node("EmptyImage", width=8, height=8, batch_size=overlap, color=0x010101),  # the first context
+        "1": port("tail", ["20", 0]),
+        "2": port("iteration"),
+        "3": node("DiscomfortTestAdd", a=["2", 0], b=1),
+        "4": node("EmptyImage", width=8, height=8, batch_size=length - overlap, color=["3", 0]),  # new frames
+        "5": node("ImageBatch", image1=["1", 0], image2=["4", 0]),  # a chunk: context, then new frames
+        "6": port("chunk", ["5", 0]),
+        "7": node("DiscomfortLastFrames", images=["5", 0], count=overlap),
+        "8": port("tail", ["7", 0]),
+        "10": {**loop(iterations=chunks, uids="tail", accumulate="chunk")},
+        "11": node("DiscomfortJoinChunks", chunks=["10", 4], chunk_length=length, overlap=overlap),
+        "12": capture(["11", 0], "video"), "13": capture(["10", 4], "chunks"),
+        "14": node("CreateVideo", images=["11", 0], fps=8.0),
+        "15": node("SaveVideo", video=["14", 0], filename_prefix=prefix, format="mp4", codec="h264"),
+    }  # fmt: skip
+    prompt["10"]["inputs"]["storage"] = "disk"  # frames wait on disk, not in RAM
+    comfy.run(prompt)
+    (raw,), (video,) = captured["chunks"], captured["video"]
+    assert raw.shape[0] == chunks * length
+    assert video.shape[0] == chunks * length - (chunks - 1) * overlap
+    for c in range(1, chunks):  # each seam: the chunk starts with the previous chunk's last frames
+        assert torch.equal(raw[c * length : c * length + overlap], raw[c * length - overlap : c * length])
+    blue = [round(float(frame[0, 0, 2]) * 255) for frame in video]
+    assert blue == [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4]
+    import av
+
+    (file,) = (comfy.output_directory / "video").glob(f"{request.node.name}_*.mp4")
+    with av.open(str(file)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(blue)
