@@ -10,6 +10,7 @@ from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
 from .executor.loop_node import DiscomfortLoop, DiscomfortWorkflowLoop
 from .executor.server_hook import install as _install_server_hook
 from .nodes.compare import DiscomfortImageDifference
+from .nodes.describe import DiscomfortImageDescriber
 from .nodes.folder import DiscomfortFolderImageLoader, DiscomfortFolderLoop
 from .nodes.save import DiscomfortSaveImage
 from .nodes.video import DiscomfortJoinChunks, DiscomfortLastFrames
@@ -24,6 +25,7 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortSaveImage": DiscomfortSaveImage,
     "DiscomfortImageDifference": DiscomfortImageDifference,
     "DiscomfortLastFrames": DiscomfortLastFrames,
+    "DiscomfortImageDescriber": DiscomfortImageDescriber,
     "DiscomfortJoinChunks": DiscomfortJoinChunks,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
@@ -38,6 +40,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortSaveImage": "Discomfort Save Image (by name)",
     "DiscomfortImageDifference": "Discomfort Image Difference",
     "DiscomfortLastFrames": "Discomfort Last Frames",
+    "DiscomfortImageDescriber": "Discomfort Image Describer",
     "DiscomfortJoinChunks": "Discomfort Join Chunks",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
