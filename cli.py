@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, metavar="DIR", help="commit the loop's state here every iteration")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint's last finished iteration")
     run.add_argument("-o", "--output", type=Path, default=Path("output"), help="folder for images (default: ./output)")
+    run.add_argument("--input-dir", type=Path, help="ComfyUI's input folder, where image loaders look")
     run.add_argument("--comfyui", type=Path, help="the ComfyUI folder to boot (default: $COMFYUI_PATH)")
 
     ports = commands.add_parser("ports", help="list a workflow's ports and what it takes and gives")
@@ -120,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     inputs = dict(_parse_input(text) for text in args.input)
     output = args.output.resolve()
     started = time.perf_counter()
-    with Runtime(args.comfyui, output_directory=output) as runtime:
+    with Runtime(args.comfyui, output_directory=output, input_directory=args.input_dir) as runtime:
         booted = time.perf_counter()
         bar = tqdm(total=args.iterations, unit="it", desc="iterations", file=sys.stderr, disable=args.iterations < 2)
         saved: list[Path] = []

@@ -47,7 +47,7 @@ def test_missing_comfyui_exits_3(tmp_path):
 
 
 @pytest.mark.comfy
-def test_the_readme_demo_refines_an_image_and_saves_every_iteration(tmp_path):
+def test_the_api_format_loop_example_refines_and_saves_every_iteration(tmp_path):
     demo = REPO / "examples" / "refine_loop.api.json"
     done = discomfort("run", str(demo), "--output", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provision import Runtime, ensure_runtime
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_WORKFLOW = REPO / "examples" / "refine_loop.api.json"
+DEMO_WORKFLOW = REPO / "example_workflows" / "refine_until_settled.json"
 
 
 def importable_env(runtime: Runtime) -> dict[str, str]:

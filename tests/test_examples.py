@@ -1,0 +1,95 @@
+"""Every example workflow, converted and run through the real server and through the CLI, outputs checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.comfy
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_workflows"
+
+
+def make_folder(root: Path) -> list[str]:
+    folder = root / "discomfort_examples" / "folder"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["a1.png", "a2.png", "a10.png"]
+    for index, name in enumerate(names):
+        Image.new("RGB", (12, 8), (index * 40, 100, 200)).save(folder / name)
+    return names
+
+
+def frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def check_refine(output: Path) -> None:
+    steps = sorted((output / "refine").glob("step_*.png"))
+    (final,) = (output / "refine").glob("final_*.png")
+    assert 2 <= len(steps) <= 40
+    assert np.array_equal(np.asarray(Image.open(steps[-1])), np.asarray(Image.open(final)))
+
+
+def check_folder(output: Path, names: list[str]) -> None:
+    saved = sorted(path.name for path in (output / "folder_example").iterdir())
+    assert saved == sorted(Path(name).stem + ".png" for name in names)
+    pixel = np.asarray(Image.open(output / "folder_example" / "a2.png"))[0, 0]
+    # (40, 100, 200) inverted, each channel within one step of float32 round trips and truncation
+    assert all(abs(int(got) - want) <= 1 for got, want in zip(pixel, (215, 155, 55), strict=True))
+
+
+def check_video(output: Path) -> None:
+    (video,) = (output / "video").glob("chunks_*.mp4")
+    assert frames(video) == 5 * 16 - 4 * 4
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "discomfort", "run", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)  # fmt: skip
+
+
+def test_examples_through_the_cli(tmp_path):
+    names = make_folder(tmp_path / "input")
+    for example in ("refine_until_settled", "folder_one_at_a_time", "video_in_chunks"):
+        done = cli(str(EXAMPLES / f"{example}.json"), "-o", str(tmp_path / "out"), "--input-dir",
+                   str(tmp_path / "input"), cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, f"{example}: {done.stderr}"
+    check_refine(tmp_path / "out")
+    check_folder(tmp_path / "out", names)
+    check_video(tmp_path / "out")
+    done = cli(str(EXAMPLES / "pipeline_1_start.json"), str(EXAMPLES / "pipeline_2_refine.json"), "-n", "5",
+               "-o", str(tmp_path / "pipe"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "pipe" / "pipeline").glob("step_*.png"))) == 5
+
+
+def test_examples_through_the_server(server, client, comfy):
+    from discomfort.executor.node_defs import LiveNodeDefs
+    from discomfort.workflow.convert import ui_to_api
+
+    names = make_folder(server.base_directory / "input")
+    output = server.base_directory / "output"
+    for example in ("refine_until_settled", "folder_one_at_a_time", "video_in_chunks"):
+        prompt = ui_to_api(json.loads((EXAMPLES / f"{example}.json").read_text()), LiveNodeDefs())
+        run = client.run(prompt, timeout=300)
+        assert run.status == "success", f"{example}: {run.messages[-3:]}"
+    check_refine(output)
+    check_folder(output, names)
+    check_video(output)
+    # The folder loop resumes from start_index: only the files from there on are done again.
+    prompt = ui_to_api(json.loads((EXAMPLES / "folder_one_at_a_time.json").read_text()), LiveNodeDefs())
+    loop_id = next(i for i, n in prompt.items() if n["class_type"] == "DiscomfortFolderLoop")
+    prompt[loop_id]["inputs"]["start_index"] = 2
+    for path in (output / "folder_example").iterdir():
+        path.unlink()
+    assert client.run(prompt).status == "success"
+    assert [p.name for p in (output / "folder_example").iterdir()] == ["a10.png"]

@@ -1,0 +1,174 @@
+"""Writes example_workflows/*.json: UI-format workflows (as ComfyUI's frontend saves them) for the jobs people loop
+for. Widget order comes from the running ComfyUI's node definitions, so the files convert and validate.
+
+    python3 tools/dev.py python tools/example_workflows.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from discomfort.executor.embedded import boot
+from discomfort.executor.node_defs import LiveNodeDefs
+
+OUT = Path(__file__).resolve().parent.parent / "example_workflows"
+
+
+class Canvas:
+    """Builds one UI workflow: nodes with positions, widget values by name, links by (node, output)."""
+
+    def __init__(self, defs):
+        self.defs, self.nodes, self.links = defs, [], []
+
+    def add(self, node_id, kind, pos, widgets=None, links=None, title=None, size=(300, 120)):
+        widgets, links = widgets or {}, links or {}
+        spec = self.defs[kind]
+        inputs, values = [], []
+        for item in spec.inputs:
+            if item.name in links:
+                origin, slot = links[item.name]
+                link_id = len(self.links) + 1
+                out_type = self.defs[self._kind(origin)].outputs[slot] if self._kind(origin) in self.defs else "*"
+                self.links.append([link_id, origin, slot, node_id, len(inputs), out_type])
+                entry = {"name": item.name, "type": item.type if item.type != "COMBO" else "COMBO", "link": link_id}
+                if item.is_widget:
+                    entry["widget"] = {"name": item.name}
+                inputs.append(entry)
+            elif not item.is_widget:
+                inputs.append({"name": item.name, "type": item.type, "link": None})
+            if item.is_widget:
+                value = widgets.get(item.name, item.default)
+                values.append(value)
+                if item.has_control_widget():
+                    values.append("fixed")
+                if item.has_upload_widget():
+                    values.append("image")
+        outputs = [{"name": kind_name, "type": kind_name, "links": [], "slot_index": i}
+                   for i, kind_name in enumerate(spec.outputs)]  # fmt: skip
+        node = {"id": node_id, "type": kind, "pos": list(pos), "size": list(size), "flags": {},
+                "order": len(self.nodes), "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": {"Node name for S&R": kind}, "widgets_values": values}  # fmt: skip
+        if title:
+            node["title"] = title
+        self.nodes.append(node)
+        return node_id
+
+    def _kind(self, node_id):
+        return next(n["type"] for n in self.nodes if n["id"] == node_id)
+
+    def workflow(self, note=None):
+        by_id = {n["id"]: n for n in self.nodes}
+        for link_id, origin, slot, _target, _target_slot, _kind in self.links:
+            by_id[origin]["outputs"][slot]["links"].append(link_id)
+            if by_id[origin]["type"] == "DiscomfortPort":
+                by_id[origin]["outputs"][slot]["type"] = "*"
+        nodes = list(self.nodes)
+        if note:
+            nodes.append({"id": max(by_id) + 1, "type": "MarkdownNote", "pos": [0, -220], "size": [560, 180],
+                          "flags": {}, "order": len(nodes), "mode": 0, "inputs": [], "outputs": [],
+                          "properties": {}, "widgets_values": [note]})  # fmt: skip
+        return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(self.links), "nodes": nodes,
+                "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
+                "version": 0.4}  # fmt: skip
+
+
+def port(canvas, node_id, uid, pos, source=None, tags="loop", title=None):
+    return canvas.add(node_id, "DiscomfortPort", pos, {"unique_id": uid, "tags": tags},
+                      {"value": source} if source else {}, title or uid, size=(220, 80))  # fmt: skip
+
+
+def refine(defs):
+    c = Canvas(defs)
+    c.add(1, "EmptyImage", (0, 0), {"width": 96, "height": 96, "color": 0x202040}, title="Background")
+    c.add(2, "EmptyImage", (0, 200), {"width": 32, "height": 32, "color": 0xFFD040}, title="Square")
+    c.add(3, "ImageCompositeMasked", (340, 0), {"x": 32, "y": 32}, {"destination": (1, 0), "source": (2, 0)})
+    port(c, 4, "image", (680, 0), (3, 0), title="image enters")
+    c.add(5, "ImageBlur", (940, 0), {"blur_radius": 2, "sigma": 1.0}, {"image": (4, 0)}, title="Refinement step")
+    port(c, 6, "image", (1280, 0), (5, 0), title="image leaves")
+    c.add(7, "DiscomfortImageDifference", (1280, 150), {"threshold": 0.002}, {"image_a": (4, 0), "image_b": (5, 0)})
+    port(c, 8, "settled", (1620, 150), (7, 1), title="settled (stop)")
+    c.add(9, "SaveImage", (1280, 330), {"filename_prefix": "refine/step"}, {"images": (5, 0)}, size=(300, 300))
+    c.add(10, "DiscomfortLoop", (680, 500), {"body": "loop", "iterations": 40, "uids": "image",
+                                             "stop_when": "settled"}, size=(340, 260))  # fmt: skip
+    c.add(11, "SaveImage", (1100, 700), {"filename_prefix": "refine/final"}, {"images": (10, 0)}, size=(300, 300))
+    return c.workflow(
+        "**Iterative refinement.** The ports tagged `loop` mark the body: the image is blurred again "
+        "and again, every iteration saved, until it changes by less than the threshold (or 40 times)."
+    )
+
+
+def folder(defs):
+    c = Canvas(defs)
+    port(c, 1, "image", (0, 0), title="image (each file)")
+    port(c, 2, "filename", (0, 150), title="filename")
+    c.add(3, "ImageInvert", (300, 0), links={"image": (1, 0)}, title="Process")
+    c.add(4, "DiscomfortSaveImage", (600, 0), {"subfolder": "folder_example"}, {"images": (3, 0), "filename": (2, 0)})
+    c.add(
+        10, "DiscomfortFolderLoop", (0, 350), {"folder": "discomfort_examples/folder", "body": "loop"}, size=(360, 240)
+    )
+    return c.workflow(
+        "**A folder, one image at a time.** Put images in `input/discomfort_examples/folder`. Each is "
+        "inverted and saved under its own name in `output/folder_example`, one in memory at a time."
+    )
+
+
+def video(defs):
+    c = Canvas(defs)
+    c.add(
+        1, "EmptyImage", (0, 0), {"width": 64, "height": 64, "batch_size": 4, "color": 0x101010}, title="First context"
+    )
+    port(c, 2, "tail", (340, 0), (1, 0), title="tail (last frames)")
+    c.add(5, "EmptyImage", (600, 150), {"width": 64, "height": 64, "batch_size": 12, "color": 0x3060A0},
+          title="Stand-in for a video model: new frames")  # fmt: skip
+    c.add(6, "ImageBatch", (920, 0), links={"image1": (2, 0), "image2": (5, 0)}, title="Chunk: context + new frames")
+    port(c, 7, "chunk", (1240, 0), (6, 0))
+    c.add(8, "DiscomfortLastFrames", (1240, 150), {"count": 4}, {"images": (6, 0)})
+    port(c, 9, "tail", (1560, 150), (8, 0), title="tail (next context)")
+    c.add(10, "DiscomfortLoop", (340, 400), {"body": "loop", "iterations": 5, "uids": "tail", "accumulate": "chunk",
+                                             "storage": "disk"}, size=(340, 260))  # fmt: skip
+    c.add(11, "DiscomfortJoinChunks", (760, 400), {"chunk_length": 16, "overlap": 4}, {"chunks": (10, 4)})
+    c.add(12, "CreateVideo", (1100, 400), {"fps": 8.0}, {"images": (11, 0)})
+    c.add(13, "SaveVideo", (1400, 400), {"filename_prefix": "video/chunks", "format": "mp4", "codec": "h264"},
+          {"video": (12, 0)})  # fmt: skip
+    return c.workflow(
+        "**Long video in chunks.** Each iteration makes a 16-frame chunk starting from the last 4 frames "
+        "of the previous one; chunks wait on disk; the seams are joined (5 x 16 - 4 x 4 = 64 frames) "
+        "and saved as a video. Swap the EmptyImage for your video model."
+    )
+
+
+def pipeline_start(defs):
+    c = Canvas(defs)
+    c.add(1, "EmptyImage", (0, 0), {"width": 64, "height": 64, "color": 0x203050})
+    c.add(2, "EmptyImage", (0, 200), {"width": 24, "height": 24, "color": 0xF0F0F0})
+    c.add(3, "ImageCompositeMasked", (340, 0), {"x": 20, "y": 20}, {"destination": (1, 0), "source": (2, 0)})
+    port(c, 4, "image", (680, 0), (3, 0), tags="")
+    return c.workflow("**Pipeline, part 1:** makes the starting image and gives it as `image`.")
+
+
+def pipeline_refine(defs):
+    c = Canvas(defs)
+    port(c, 1, "image", (0, 0), tags="")
+    c.add(2, "ImageBlur", (300, 0), {"blur_radius": 2, "sigma": 1.0}, {"image": (1, 0)})
+    port(c, 3, "image", (640, 0), (2, 0), tags="")
+    c.add(4, "SaveImage", (640, 150), {"filename_prefix": "pipeline/step"}, {"images": (2, 0)}, size=(300, 300))
+    return c.workflow(
+        "**Pipeline, part 2:** takes `image`, blurs it, gives it back. Run both files stitched: "
+        "`discomfort run pipeline_1_start.json pipeline_2_refine.json -n 5`."
+    )
+
+
+def main():
+    boot()
+    defs = LiveNodeDefs()
+    OUT.mkdir(exist_ok=True)
+    for name, build in (("refine_until_settled", refine), ("folder_one_at_a_time", folder),
+                        ("video_in_chunks", video), ("pipeline_1_start", pipeline_start),
+                        ("pipeline_2_refine", pipeline_refine)):  # fmt: skip
+        (OUT / f"{name}.json").write_text(json.dumps(build(defs), indent=1) + "\n")
+        print(OUT / f"{name}.json")
+
+
+if __name__ == "__main__":
+    main()
