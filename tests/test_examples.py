@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,13 @@ def test_examples_through_the_server(server, client, comfy):
         path.unlink()
     assert client.run(prompt).status == "success"
     assert [p.name for p in (output / "folder_example").iterdir()] == ["a10.png"]
+    # The two-file pipeline, looped by the workflow-loop node from the user workflows folder.
+    workflows = server.base_directory / "user" / "default" / "workflows"
+    workflows.mkdir(parents=True, exist_ok=True)
+    for name in ("pipeline_1_start.json", "pipeline_2_refine.json"):
+        (workflows / name).write_text((EXAMPLES / name).read_text())
+    shutil.rmtree(output / "pipeline", ignore_errors=True)
+    inputs = {"workflows": "pipeline_1_start.json\npipeline_2_refine.json", "iterations": 5, "uids": "image",
+              "accumulate": "", "stop_when": ""}  # fmt: skip
+    assert client.run({"1": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs}}).status == "success"
+    assert len(list((output / "pipeline").glob("step_*.png"))) == 5

@@ -163,3 +163,48 @@ def test_long_video_in_chunks_with_overlapping_seams(comfy, captured, request):
     (file,) = (comfy.output_directory / "video").glob(f"{request.node.name}_*.mp4")
     with av.open(str(file)) as container:
         assert sum(1 for _ in container.decode(video=0)) == len(blue)
+
+
+def loader(folder, mode="batch", policy="error", unreadable="error", pattern_filter="images", pattern=""):
+    load = node("DiscomfortFolderImageLoader", folder=folder, filter=pattern_filter, custom_pattern=pattern,
+                mode=mode, index=0, size_policy=policy, unreadable=unreadable)  # fmt: skip
+    return {"1": load, "2": capture(["1", 0], "image"), "3": capture(["1", 1], "mask"), "4": capture(["1", 4], "count")}
+
+
+def test_folder_loader_size_policies_unreadable_files_and_empty_folders(comfy, captured, photos):
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(photos / "small.png")
+    with pytest.raises(Exception, match=r"images differ in size \(img1.png \(6, 8\).*small.png \(4, 4\)"):
+        comfy.run(loader(photos.name))
+    comfy.run(loader(photos.name, policy="resize"))
+    assert captured["image"][-1].shape == (4, 6, 8, 3)
+    comfy.run(loader(photos.name, policy="pad"))
+    padded, mask = captured["image"][-1], captured["mask"][-1]
+    assert padded.shape == (4, 6, 8, 3) and float(mask[3, 5, 7]) == 1.0 and float(mask[3, 0, 0]) == 0.0
+    (photos / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(Exception, match=r"broken\.png: not a readable image"):
+        comfy.run(loader(photos.name, policy="pad"))
+    comfy.run(loader(photos.name, policy="pad", unreadable="skip"))
+    assert captured["count"][-1] == 4
+    with pytest.raises(Exception, match="has no files matching filter 'custom'"):
+        comfy.run(loader(photos.name, pattern_filter="custom", pattern="*.exr"))
+
+
+def test_a_thousand_files_one_at_a_time_keep_memory_bounded(comfy, captured, request):
+    from pathlib import Path
+
+    import folder_paths
+    import psutil
+
+    folder = Path(folder_paths.get_input_directory()) / request.node.name
+    folder.mkdir(exist_ok=True)
+    for index in range(1000):
+        Image.new("RGB", (64, 64), (index % 256, 0, 0)).save(folder / f"f{index}.png")
+    process = psutil.Process()
+    before = process.memory_info().rss
+    comfy.run(folder_loop(folder.name))
+    growth = process.memory_info().rss - before
+    status = json.loads(captured["status"][-1])
+    assert status["processed"] == 1000 and captured["complete"] == [True]
+    assert len(list((comfy.output_directory / f"{folder.name}-inverted").iterdir())) == 1000
+    # 1000 images of 64x64 float32 would be 49 MB held at once; the loop holds one at a time.
+    assert growth < 25e6, f"RSS grew {growth / 1e6:.0f} MB"
