@@ -10,8 +10,11 @@ python3 tools/dev.py provision   build the runtime if needed and print where it 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,12 +42,36 @@ def run(runtime: Runtime, *args: str) -> int:
     return subprocess.call([str(runtime.python), *args], env=importable_env(runtime), cwd=REPO)
 
 
+def comfy_suite(runtime: Runtime, extra: list[str]) -> int:
+    """ComfyUI's tests/execution against a copy of the runtime's ComfyUI with this checkout in its custom_nodes:
+    proof that loading Discomfort changes nothing in ComfyUI's own behaviour."""
+    if not (runtime.comfyui / "tests" / "execution").is_dir():
+        print(f"{runtime.comfyui} has no tests/execution", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="discomfort-comfy-suite-") as scratch:
+        root = Path(scratch) / "ComfyUI"
+        # A copy, so the suite's servers write their output, user folder and database there, not in the cache.
+        shutil.copytree(runtime.comfyui, root, symlinks=True,
+                        ignore=shutil.ignore_patterns("output", "temp", "user", "__pycache__", "*.db"))  # fmt: skip
+        (root / "custom_nodes").mkdir(exist_ok=True)
+        (root / "custom_nodes" / "discomfort").symlink_to(REPO, target_is_directory=True)
+        env = importable_env(runtime)
+        # The suite starts its servers as `python main.py`: the runtime's python must come first on PATH.
+        env["PATH"] = os.pathsep.join([str(runtime.python.parent), env.get("PATH", "")])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [str(runtime.python), "-m", "pytest", "tests/execution", "--port", str(port), "--skip-timing-checks",
+                   "-p", "no:cacheprovider", "-q", *extra]  # fmt: skip
+        return subprocess.call(command, cwd=root, env=env)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("demo", "test", "lint", "python", "provision"):
+    if command not in ("demo", "test", "comfy-suite", "lint", "python", "provision"):
         print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     runtime = ensure_runtime()
@@ -56,6 +83,8 @@ def main(argv: list[str]) -> int:
         return run(runtime, "-m", "discomfort", "run", str(DEMO_WORKFLOW), "--output", output)
     if command == "test":
         return run(runtime, "-m", "pytest", *rest)
+    if command == "comfy-suite":
+        return comfy_suite(runtime, rest)
     if command == "lint":
         return run(runtime, "-m", "ruff", "check", str(REPO), *rest)
     return run(runtime, *rest)
