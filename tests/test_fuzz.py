@@ -50,7 +50,8 @@ def ui_workflows(draw):
                       "widgets_values": widgets,
                       "inputs": [{"name": draw(st.sampled_from(["value", "image", "model", "seed"])), "type": "*",
                                   "link": None} for _ in range(draw(st.integers(0, 2)))],
-                      "outputs": [{"name": "out", "type": draw(st.sampled_from(["*", "IMAGE"])), "links": []}]})  # fmt: skip
+                      "outputs": [{"name": "out", "type": draw(st.sampled_from(["*", "IMAGE"])),
+                                   "links": []}]})  # fmt: skip
     links = []
     for link_id in range(1, draw(st.integers(0, 6)) + 1):
         link = [link_id, draw(ids), draw(st.integers(0, 1)), draw(ids), draw(st.integers(0, 2)), "*"]
