@@ -56,6 +56,7 @@ class ComfyClient:
         self.base_url = base_url.rstrip("/")
         self.client_id = str(uuid.uuid4())
         self._ws: websocket.WebSocket | None = None
+        self.received: list[tuple[str, dict]] = []  # every message this client was sent, any prompt
 
     def get_json(self, path: str) -> Any:
         with urllib.request.urlopen(self.base_url + path, timeout=30) as response:
@@ -105,6 +106,7 @@ class ComfyClient:
             else:
                 message = json.loads(frame)
                 event, data = message.get("type"), message.get("data") or {}
+            self.received.append((event, data))
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
             run.messages.append((event, data))
