@@ -117,3 +117,34 @@ def test_sigkill_mid_loop_then_resume_finishes_the_same_result(tmp_path_factory,
         (final,) = run.outputs()["13"]["images"]
         assert blue(io.BytesIO(client.view(final))) == 12
         client.close()
+
+
+def test_a_full_disk_mid_loop_loses_no_finished_iteration(comfy, log_file, request, monkeypatch):
+    import discomfort.serialization.stores as stores
+
+    name, log = request.node.name, str(log_file)
+    real_save, calls = stores._save_tensors, []
+
+    def disk_fills_up(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 5:  # the accumulated frame of iteration 3 or the state after it: the disk is full
+            raise OSError(28, "No space left on device")
+        return real_save(tensors, path, metadata)
+
+    # The loop node in ComfyUI is the custom-node copy of Discomfort: patch the stores module it uses too.
+    import sys
+
+    for module in [m for key, m in list(sys.modules.items()) if key.endswith("serialization.stores")]:
+        monkeypatch.setattr(module, "_save_tensors", disk_fills_up)
+    with pytest.raises(Exception, match="No space left on device"):
+        comfy.run(counter(6, name, False, log))
+    state_file = comfy.output_directory / "discomfort" / "checkpoints" / name / "state.json"
+    committed = json.loads(state_file.read_text())["iteration"]
+    assert 1 <= committed < 6
+    assert not list(state_file.parent.rglob("*.tmp")), "a partial file was left behind"
+    monkeypatch.undo()  # the disk has room again
+    comfy.run(counter(6, name, True, log, prefix=name))
+    (final,) = comfy.output_directory.glob(f"{name}_final_*.png")
+    assert blue(final) == 6
+    frames = sorted(comfy.output_directory.glob(f"{name}_frames_*.png"))
+    assert [blue(path) for path in frames] == [1, 2, 3, 4, 5, 6]
