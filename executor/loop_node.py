@@ -1,4 +1,5 @@
-"""The DiscomfortLoop node: a thin front over the loop engine."""
+"""The loop nodes: DiscomfortLoop (a tagged region of the graph) and DiscomfortWorkflowLoop (workflow files), thin
+fronts over the loop engine."""
 
 from __future__ import annotations
 
