@@ -14,6 +14,7 @@ Covers 0.3.75 through the newest releases (comfyui-internals.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,8 @@ def executing_context() -> Any:
     return get_executing_context()
 
 
-def global_state_accessors() -> list[tuple[str, Callable[[], Any], Callable[[Any], None]]]:
+@functools.cache
+def global_state_accessors() -> tuple[tuple[str, Callable[[], Any], Callable[[Any], None]], ...]:
     """Process-global state an inner run overwrites, as (name, get, set) triples; only what this version has.
 
     - the progress registry: execute_async replaces it, and the outer run's later progress would go to it;
@@ -56,6 +58,8 @@ def global_state_accessors() -> list[tuple[str, Callable[[], Any], Callable[[Any
     - GraphBuilder's default id prefix: set before every node call;
     - the preview method (0.33+): execute_async writes it from extra_data;
     - the RAM-release hook (0.33+): execute_async sets it and clears it in a finally block.
+
+    Built once per process (the accessors read the state when called), so saving it costs no imports per iteration.
     """
     import comfy.cli_args
     import comfy.utils
@@ -83,4 +87,4 @@ def global_state_accessors() -> list[tuple[str, Callable[[], Any], Callable[[Any
              lambda: (getattr(memory, "extra_ram_release_callback", None), getattr(memory, "RAM_CACHE_HEADROOM", 0)),
              lambda value: memory.set_ram_cache_release_state(*value))
         )  # fmt: skip
-    return accessors
+    return tuple(accessors)
