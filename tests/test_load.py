@@ -6,7 +6,7 @@ import io
 import threading
 
 import pytest
-from graphs import loop, node, port, save
+from graphs import loop, nested_three_deep, node, port, save
 from PIL import Image
 
 pytestmark = pytest.mark.comfy
@@ -25,21 +25,10 @@ def counting_loop(start: int, iterations: int, prefix: str) -> dict:
     }
 
 
-def nested_three_deep(prefix: str) -> dict:
-    prompt = {"1": node("DiscomfortTestAdd", a=0, b=0)}
-    source = ["1", 0]
-    for level in ("a", "b", "c"):
-        prompt[f"{level}_in"] = port("x", source, tags=level)
-        source = [f"{level}_in", 0]
-    prompt["add"] = node("DiscomfortTestAdd", a=source, b=1)
-    inner = ["add", 0]
-    for level, iterations in (("c", 2), ("b", 3), ("a", 2)):
-        prompt[f"{level}_out"] = port("x", inner, tags=level)
-        prompt[f"{level}_loop"] = loop(body=level, iterations=iterations, uids="x")
-        inner = [f"{level}_loop", 0]
-    prompt["img"] = node("EmptyImage", width=4, height=4, batch_size=1, color=inner)
-    prompt["save"] = save(["img", 0], prefix)
-    return prompt
+def nested_three_deep_saved(prefix: str) -> dict:
+    prompt, result = nested_three_deep()
+    image = node("EmptyImage", width=4, height=4, batch_size=1, color=result)
+    return {**prompt, "img": image, "save": save(["img", 0], prefix)}
 
 
 def blue(client, run) -> int:
@@ -51,7 +40,7 @@ def blue(client, run) -> int:
 def test_twenty_looping_prompts_back_to_back(client, request):
     queued = [(client.queue(counting_loop(start, 5 + start % 3, f"{request.node.name}_{start}")), start)
               for start in range(20)]  # fmt: skip
-    queued.append((client.queue(nested_three_deep(f"{request.node.name}_nested")), None))
+    queued.append((client.queue(nested_three_deep_saved(f"{request.node.name}_nested")), None))
     for prompt_id, start in queued:
         run = client.wait(prompt_id, timeout=180)
         assert run.status == "success", run.messages[-3:]

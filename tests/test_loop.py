@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import read_log
-from graphs import empty_image, loop, node, port, save
+from graphs import empty_image, loop, nested_three_deep, node, port, save
 
 pytestmark = pytest.mark.comfy
 
@@ -173,20 +173,8 @@ def test_nested_loops_run_the_inner_body_outer_times_inner(comfy, captured, log_
 
 
 def test_three_levels_of_nesting(comfy, captured):
-    prompt = {"1": node("DiscomfortTestAdd", a=0, b=0)}
-    source = ["1", 0]
-    # Level k's body: an entry fed from outside, an inner loop (or, innermost, +1), an exit.
-    for level in ("a", "b", "c"):
-        prompt[f"{level}_in"] = port("x", source, tags=level)
-        source = [f"{level}_in", 0]
-    prompt["add"] = node("DiscomfortTestAdd", a=source, b=1)
-    inner = ["add", 0]
-    for level, iterations in (("c", 2), ("b", 3), ("a", 2)):
-        prompt[f"{level}_out"] = port("x", inner, tags=level)
-        prompt[f"{level}_loop"] = loop(body=level, iterations=iterations, uids="x")
-        inner = [f"{level}_loop", 0]
-    prompt["cap"] = capture(inner, "x")
-    comfy.run(prompt)
+    prompt, result = nested_three_deep()
+    comfy.run({**prompt, "cap": capture(result, "x")})
     assert captured["x"] == [2 * 3 * 2]
 
 
