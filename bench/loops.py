@@ -188,6 +188,32 @@ def median_ms(samples: list[float], n: int) -> dict:
     return {"median_ms": statistics.median(per), "min_ms": per[0], "max_ms": per[-1]}
 
 
+LABELS = {"a_unrolled": "(a) unrolled", "b_expansion": "(b) expansion loop", "c_discomfort": "(c) Discomfort",
+          "d_http": "(d) prompt per iteration (HTTP)", "e_bare": "(e) bare executor"}  # fmt: skip
+
+
+def plot(results: dict, path: Path) -> None:
+    """ms per iteration against N, one panel per body, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, body in zip(axes, ("cheap", "heavy"), strict=True):
+        rows = {int(key.split("N=")[1]): row for key, row in results["per_iteration"].items() if key.startswith(body)}
+        for color, (name, label) in enumerate(LABELS.items()):
+            points = sorted((n, row[name]["median_ms"]) for n, row in rows.items() if name in row)
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=label, color=f"C{color}")
+        axis.set(xscale="log", yscale="log", xlabel="iterations N", title=f"{body} body")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("ms per iteration (median)")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -276,6 +302,7 @@ def main() -> None:
     print(json.dumps({"ratios": ratios, "memory": memory, "loader_runs": reuse, "notes": results["notes"]}, indent=1))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "loops.json").write_text(json.dumps(results, indent=1))
+    plot(results, RESULTS / "loops.png")
     os._exit(0)  # the embedded ComfyUI's worker threads need no orderly shutdown
 
 
