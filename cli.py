@@ -193,7 +193,9 @@ def _parse_input(text: str) -> tuple[str, Any]:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if not path.is_file():
             raise WorkflowError(f"--input {uid}: no image file {path}")
-        return uid.strip(), _load_image(path)
+        from .nodes.folder import load_image
+
+        return uid.strip(), load_image(path)[0]
     if path.suffix.lower() == ".json" and path.is_file():
         from .serialization import decode
 
@@ -210,21 +212,9 @@ def _parse_input(text: str) -> tuple[str, Any]:
     return uid.strip(), raw
 
 
-def _load_image(path: Path) -> Any:
-    """An image file as ComfyUI's IMAGE: float32 [1, H, W, 3] in 0..1, EXIF orientation applied."""
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-        return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)[None]
-
-
 def _save_images(values: dict[str, Any], folder: Path, iteration: int) -> list[Path]:
     """IMAGE values given by ports, as PNG files `<uid>_<iteration>[_<n>].png`."""
-    import numpy as np
-    from PIL import Image
+    from .nodes.save import write_png
 
     written = []
     for uid, value in values.items():
@@ -232,11 +222,10 @@ def _save_images(values: dict[str, Any], folder: Path, iteration: int) -> list[P
             continue
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in uid)
         for index, frame in enumerate(value):
-            pixels = np.clip(frame.detach().cpu().float().numpy() * 255.0, 0, 255).astype(np.uint8)
             suffix = f"_{index}" if len(value) > 1 else ""
             path = folder / f"{safe}_{iteration:05d}{suffix}.png"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).save(path)
+            write_png(frame, path)
             written.append(path)
     return written
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
 from ..serialization.checkpoint import Checkpoint
+from ..serialization.codec import is_tensor
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from . import compat
 from .carry import CarryRun, runs
 from .nested import NestedRunner
-from .plan import CARRY_OUT, ITERATION_UID, LoopPlan
+from .plan import CARRY_OUT, ITERATION_UID, LoopPlan, ancestors
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,12 @@ class LoopRecord:
                     self.ui.setdefault(key, []).extend(items)
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
-    resumed_from: int = 0  # iterations a checkpoint already held when this run started
 
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
         items = self.accumulated.get(uid, [])
         if isinstance(items, DiskList):
-            return join_batch(items.as_batch() if _all_tensors_on_disk(items) else list(items))
+            return join_batch(items.as_batch())  # joins tensors from disk into one allocation, else a list
         return join_batch(list(items))
 
     def close(self, *, success: bool = True) -> None:
@@ -97,21 +97,21 @@ class LoopRecord:
 
 def join_batch(items: Any) -> Any:
     """IMAGE/MASK tensors concatenate along dim 0, LATENT dicts along their samples; anything else stays a list."""
-    if _is_tensor(items):
+    if is_tensor(items):
         return items  # joined already
     if not items:
         return None
     first = items[0]
-    if _is_tensor(first) and all(_is_tensor(x) and x.shape[1:] == first.shape[1:] for x in items):
+    if is_tensor(first) and all(is_tensor(x) and x.shape[1:] == first.shape[1:] for x in items):
         import torch
 
         return torch.cat(list(items), dim=0)
-    if isinstance(first, dict) and all(isinstance(x, dict) and _is_tensor(x.get("samples")) for x in items):
+    if isinstance(first, dict) and all(isinstance(x, dict) and is_tensor(x.get("samples")) for x in items):
         import torch
 
         joined = dict(first)
         joined["samples"] = torch.cat([x["samples"] for x in items], dim=0)
-        if all(_is_tensor(x.get("noise_mask")) for x in items):
+        if all(is_tensor(x.get("noise_mask")) for x in items):
             joined["noise_mask"] = torch.cat([x["noise_mask"] for x in items], dim=0)
         else:
             joined.pop("noise_mask", None)
@@ -171,7 +171,7 @@ def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[st
     checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate)
     if settings.resume and checkpoint.exists():
         state = checkpoint.load()
-        record.iterations = record.resumed_from = state.iteration
+        record.iterations = state.iteration
         record.values.update(state.values)
         record.stopped_early = state.stopped
         log.info("loop %s resumes after iteration %d from %s", plan.loop_id, state.iteration, checkpoint.directory)
@@ -193,8 +193,10 @@ def _checkpoint_fingerprint(plan: LoopPlan, settings: LoopSettings, initial: Map
 
 def _value_digest(value: Any) -> bytes:
     """A digest of an initial value: tensors by their bytes, anything else by its envelope skeleton."""
-    if _is_tensor(value):
-        data = value.detach().to("cpu").contiguous().reshape(-1).view(_uint8()).numpy()
+    if is_tensor(value):
+        import torch
+
+        data = value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
         return hashlib.blake2b(memoryview(data), digest_size=16).digest() + str((value.dtype, value.shape)).encode()
     try:
         return json.dumps(value, sort_keys=True, default=repr).encode()
@@ -284,7 +286,7 @@ def _initial_values(plan, runner, run: CarryRun, initial, prompt_id, extra_data,
         return
     # A prompt of just the feeders, each into a carry-in and straight out through a carry-out.
     starts = [plan.entries[uid][0] for uid in pending]
-    prompt = {node_id: plan.prompt[node_id] for node_id in _ancestors(plan.prompt, starts) | set(starts)}
+    prompt = {node_id: plan.prompt[node_id] for node_id in ancestors(plan.prompt, starts) | set(starts)}
     uid_of = {node_id: uid for uid, ids in plan.entries.items() for node_id in ids}
     tokens = {node_id: run.token(uid_of[node_id], 0) for node_id in prompt if node_id in uid_of}
     for uid in plan.entries:
@@ -342,35 +344,7 @@ def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
             )
 
 
-def _ancestors(prompt: Mapping[str, Any], start: Sequence[str]) -> set[str]:
-    from ..workflow.graph import is_link
-
-    seen: set[str] = set()
-    stack = list(start)
-    while stack:
-        node = prompt[stack.pop()]
-        for value in node["inputs"].values():
-            if is_link(value) and value[0] in prompt and value[0] not in seen:
-                seen.add(value[0])
-                stack.append(value[0])
-    return seen - set(start)
-
-
-def _all_tensors_on_disk(items: DiskList) -> bool:
-    return len(items) > 0 and _is_tensor(items[0])
-
-
-def _uint8() -> Any:
-    import torch
-
-    return torch.uint8
-
-
 def _truthy(value: Any) -> bool:
-    if _is_tensor(value):
+    if is_tensor(value):
         return bool(value.numel() > 0 and value.bool().all())
     return bool(value)
-
-
-def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype")

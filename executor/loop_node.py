@@ -171,11 +171,13 @@ def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
         return None
     import folder_paths
 
-    root = (Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints").resolve()
-    folder = (root / name).resolve()
-    if Path(name).is_absolute() or not folder.is_relative_to(root) or folder == root:
-        raise SettingsError(f"loop {loop_id}: checkpoint {name!r} must be a folder name inside {root}")
-    return folder
+    from ..workflow.files import resolve_under
+
+    root = Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints"
+    try:
+        return resolve_under(root, name, "checkpoint folder")
+    except WorkflowError as error:
+        raise SettingsError(f"loop {loop_id}: {error}") from None
 
 
 def _uid_list(text: str, widget: str, loop_id: str) -> list[str]:
@@ -236,6 +238,8 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         prompts = []
         for name in names:
             path = resolve_under(root, name)
+            if path.suffix != ".json" and not path.exists() and path.with_suffix(".json").exists():
+                path = path.with_suffix(".json")  # as ComfyUI lists them: without the extension
             try:
                 prompts.append(ui_to_api(load_json(path), defs))
             except WorkflowError as error:

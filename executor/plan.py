@@ -241,6 +241,11 @@ def _body_nodes(
     return nodes
 
 
+def ancestors(prompt: Mapping[str, Any], start: Iterable[str]) -> set[str]:
+    """Every node upstream of the nodes `start` (not including them)."""
+    return _Adjacency(prompt).ancestors(start)
+
+
 def fingerprint(prompt: Mapping[str, Any]) -> str:
     """A stable hash of a body: equal for the same graph and widget values, different when either changes."""
     text = json.dumps(prompt, sort_keys=True, separators=(",", ":"), default=repr)

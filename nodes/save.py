@@ -8,6 +8,20 @@ from typing import Any
 from ..errors import SettingsError
 
 
+def write_png(frame: Any, path: Path) -> None:
+    """One IMAGE frame [H, W, C] in 0..1 as a PNG, written under a temporary name and renamed into place, so a
+    reader never sees half a file."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.clip(frame.detach().cpu().float().numpy() * 255.0, 0, 255).astype(np.uint8)
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    temporary = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(pixels).save(temporary, format="PNG")
+    temporary.replace(path)
+
+
 class DiscomfortSaveImage:
     """Saves each image as <output>/<subfolder>/<filename>.png, replacing an older file of that name."""
 
@@ -30,8 +44,6 @@ class DiscomfortSaveImage:
 
     def save(self, images: Any, filename: str, subfolder: str) -> dict:
         import folder_paths
-        import numpy as np
-        from PIL import Image
 
         root = Path(folder_paths.get_output_directory()).resolve()
         folder = (root / subfolder).resolve()
@@ -42,9 +54,6 @@ class DiscomfortSaveImage:
         results = []
         for index, image in enumerate(images):
             name = f"{stem}.png" if len(images) == 1 else f"{stem}_{index + 1}.png"
-            pixels = np.clip(image.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
-            temporary = folder / f".{name}.tmp"
-            Image.fromarray(pixels).save(temporary, format="PNG")
-            temporary.replace(folder / name)  # a reader never sees half a file
+            write_png(image, folder / name)
             results.append({"filename": name, "subfolder": str(folder.relative_to(root)), "type": "output"})
         return {"ui": {"images": results}}

@@ -48,10 +48,7 @@ def connections(graphs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> li
 
 def stitch_api(prompts: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> dict[str, Any]:
     """API prompts into one; node ids become `<position>.<id>` (position from 1) so they stay readable."""
-    names = list(names or (f"workflow {i + 1}" for i in range(len(prompts))))
-    for name, prompt in zip(names, prompts, strict=True):
-        if detect_format(prompt) != "api":
-            raise WorkflowError(f"{name}: stitch_api takes API prompts; convert UI workflows first")
+    names = _names(prompts, names, "api", "stitch_api takes API prompts; convert UI workflows first")
     result: dict[str, Any] = {}
     for index, prompt in enumerate(prompts):
         rename = {node_id: f"{index + 1}.{node_id}" for node_id in prompt}
@@ -70,10 +67,7 @@ def stitch_api(prompts: Sequence[Mapping[str, Any]], names: Sequence[str] | None
 
 def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> dict[str, Any]:
     """UI workflows into one UI workflow (v0.4 links), each laid out below the previous one."""
-    names = list(names or (f"workflow {i + 1}" for i in range(len(workflows))))
-    for name, workflow in zip(names, workflows, strict=True):
-        if detect_format(workflow) != "ui":
-            raise WorkflowError(f"{name}: stitch_ui takes UI workflows (as ComfyUI saves them)")
+    names = _names(workflows, names, "ui", "stitch_ui takes UI workflows (as ComfyUI saves them)")
     found = connections(workflows, names)
     nodes, links, groups, subgraphs = [], [], [], {}
     node_map: list[dict[str, int]] = []
@@ -140,6 +134,14 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
         stitched["definitions"] = {"subgraphs": list(subgraphs.values())}
     execution_order(stitched)  # raises on a cycle
     return stitched
+
+
+def _names(graphs: Sequence[Mapping[str, Any]], names: Sequence[str] | None, kind: str, refusal: str) -> list[str]:
+    names = list(names or (f"workflow {i + 1}" for i in range(len(graphs))))
+    for name, graph in zip(names, graphs, strict=True):
+        if detect_format(graph) != kind:
+            raise WorkflowError(f"{name}: {refusal}")
+    return names
 
 
 def _bounds(nodes: Sequence[Mapping[str, Any]]) -> tuple[float, float, float, float]:

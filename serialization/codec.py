@@ -341,9 +341,9 @@ def dumps(value: Any, *, key: SigningKey | None = None) -> str:
     def stash(text: str | None) -> str | None:
         if text is None:
             return None
-        placeholder = f"@blob-{secrets.token_hex(8)}@"
-        blobs[placeholder] = text
-        return placeholder
+        marker = f"@blob-{secrets.token_hex(8)}@"
+        blobs[marker] = text
+        return marker
 
     if envelope["type"] in ("tensor", "ndarray", "pickle"):
         envelope["content"] = stash(envelope["content"])
@@ -352,8 +352,8 @@ def dumps(value: Any, *, key: SigningKey | None = None) -> str:
         content["tensors"], content["arrays"] = stash(content["tensors"]), stash(content["arrays"])
         content["pickles"] = {name: stash(data) for name, data in content["pickles"].items()}
     text = json.dumps(envelope, separators=(",", ":"), allow_nan=False)
-    for placeholder, blob in blobs.items():
-        text = text.replace(placeholder, blob, 1)
+    for marker, blob in blobs.items():
+        text = text.replace(marker, blob, 1)
     return text
 
 

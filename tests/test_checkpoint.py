@@ -82,7 +82,7 @@ def test_resuming_a_finished_run_runs_nothing(comfy, log_file, request):
 
 def test_checkpoint_names_cannot_leave_the_output_folder(comfy, log_file):
     for name in ("../escape", "/tmp/abs", "a/../../b"):
-        with pytest.raises(Exception, match="must be a folder name inside"):
+        with pytest.raises(Exception, match=r"is outside|give a checkpoint folder name relative to"):
             comfy.run(counter(2, name, False, str(log_file)))
 
 

@@ -68,5 +68,5 @@ def test_workflow_names_cannot_escape_the_workflows_folder(client):
         pytest.fail(f"rejected at validation: {error}")
     (error,) = run.events("execution_error")
     assert (
-        "is outside" in error["exception_message"] and "workflow files must be inside it" in error["exception_message"]
+        "is outside" in error["exception_message"] and "a workflow file must be inside it" in error["exception_message"]
     )

@@ -46,14 +46,13 @@ def load_prompt(path: str | os.PathLike) -> dict[str, Any]:
     return graph
 
 
-def resolve_under(root: str | os.PathLike, name: str) -> Path:
-    """`name` as a file inside `root`; a name that would leave `root` (absolute, `..`, a link out) is refused."""
+def resolve_under(root: str | os.PathLike, name: str, what: str = "workflow file") -> Path:
+    """`name` (a `what`, for messages) as a path inside `root`; a name that would leave `root` (absolute, `..`, a
+    link out) is refused. Workflows come from anywhere: every path they name goes through here."""
     base = Path(root).resolve()
     if not name or Path(name).is_absolute():
-        raise WorkflowError(f"{name!r}: give a workflow file name relative to {base}")
+        raise WorkflowError(f"{name!r}: give a {what} name relative to {base}")
     path = (base / name).resolve()
     if not path.is_relative_to(base) or path == base:
-        raise WorkflowError(f"{name!r} is outside {base}; workflow files must be inside it")
-    if path.suffix != ".json" and not path.exists() and path.with_suffix(".json").exists():
-        path = path.with_suffix(".json")
+        raise WorkflowError(f"{name!r} is outside {base}; a {what} must be inside it")
     return path
