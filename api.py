@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkflowError
-
 Workflow = str | os.PathLike | Mapping[str, Any]
 
 
@@ -78,24 +76,17 @@ class Runtime:
 
     def load(self, workflow: Workflow) -> dict[str, Any]:
         """A workflow (file path or dict, UI or API format) as an API prompt."""
-        from .executor.node_defs import LiveNodeDefs
-        from .workflow.convert import ui_to_api
-        from .workflow.files import load_json
-
-        self.start()
-        graph = load_json(workflow) if isinstance(workflow, (str, os.PathLike)) else workflow
-        try:
-            return ui_to_api(graph, LiveNodeDefs())
-        except WorkflowError as error:
-            raise WorkflowError(f"{_name(workflow)}: {error}") from None
+        return self.pipeline([workflow])
 
     def pipeline(self, workflows: Workflow | Sequence[Workflow]) -> dict[str, Any]:
         """Several workflows stitched by uid into one API prompt (one workflow comes back as it is)."""
-        from .ports.stitch import stitch_api
+        from .executor.pipeline import pipeline_prompt
+        from .workflow.files import load_json
 
+        self.start()
         items = _as_list(workflows)
-        prompts = [self.load(item) for item in items]
-        return prompts[0] if len(prompts) == 1 else stitch_api(prompts, [_name(item) for item in items])
+        graphs = [load_json(item) if isinstance(item, (str, os.PathLike)) else item for item in items]
+        return pipeline_prompt(graphs, [_name(item) for item in items])
 
     def run(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None, *,
             iterations: int = 1, until: str | None = None, accumulate: Sequence[str] = (), storage: str = "ram",
@@ -121,7 +112,7 @@ class Runtime:
         from .executor.plan import plan_workflow
 
         names = " + ".join(_name(item) for item in _as_list(workflows))
-        plan = plan_workflow(self.pipeline(workflows), names)
+        plan = plan_workflow(self.pipeline(workflows), names)  # the same plan the workflow-loop node makes
         settings = LoopSettings(iterations, until, tuple(accumulate), storage,
                                 Path(checkpoint) if checkpoint is not None else None, resume)  # fmt: skip
         record = LoopRecord()

@@ -224,25 +224,20 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         import folder_paths
 
-        from ..ports.stitch import stitch_api
-        from ..workflow.convert import ui_to_api
         from ..workflow.files import load_json, resolve_under
-        from .node_defs import LiveNodeDefs
-        from .plan import plan_workflow
+        from .pipeline import plan_pipeline
 
         names = [line.strip() for line in str(widgets.pop("workflows", "")).splitlines() if line.strip()]
         if not names:
             raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
         root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
-        defs = LiveNodeDefs()
-        prompts = []
+        graphs = []
         for name in names:
             path = resolve_under(root, name)
             if path.suffix != ".json" and not path.exists() and path.with_suffix(".json").exists():
                 path = path.with_suffix(".json")  # as ComfyUI lists them: without the extension
             try:
-                prompts.append(ui_to_api(load_json(path), defs))
+                graphs.append(load_json(path))
             except WorkflowError as error:
                 raise WorkflowError(f"{name}: {error}") from None
-        pipeline = prompts[0] if len(prompts) == 1 else stitch_api(prompts, names)
-        return plan_workflow(pipeline, " + ".join(names))
+        return plan_pipeline(graphs, names)
