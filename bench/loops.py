@@ -148,10 +148,11 @@ def bare_loop(n: int, heavy: bool) -> float:
     """One PromptExecutor, reused; the previous result handed in through a module variable."""
     import execution
 
-    from discomfort.executor.embedded import HeadlessServer, portable_cache_args
+    from discomfort.executor import compat
+    from discomfort.executor.embedded import HeadlessServer
 
     executor = execution.PromptExecutor(HeadlessServer(), cache_type=execution.CacheType.CLASSIC,
-                                        cache_args=portable_cache_args())  # fmt: skip
+                                        cache_args=compat.cache_args())  # fmt: skip
     template = {"src": {"class_type": "BenchSource", "inputs": {"token": 0}}, "body": body_node(heavy, ["src", 0]),
                 "sink": {"class_type": "BenchSink", "inputs": {"value": ["body", 0]}}}  # fmt: skip
     import torch

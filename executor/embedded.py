@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComfyNotFoundError, ExecutionError, PromptValidationError
+from . import compat
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class EmbeddedComfy:
 
         if self._prompt_executor is None:
             self._prompt_executor = execution.PromptExecutor(
-                self.server, cache_type=execution.CacheType.CLASSIC, cache_args=portable_cache_args()
+                self.server, cache_type=execution.CacheType.CLASSIC, cache_args=compat.cache_args()
             )
         return self._prompt_executor
 
@@ -128,11 +129,6 @@ class EmbeddedComfy:
         if not executor.success:
             raise execution_error_from(executor.status_messages)
         return RunResult(prompt_id, dict(executor.history_result.get("outputs", {})), messages)
-
-
-def portable_cache_args() -> dict[str, float]:
-    """`cache_args` every ComfyUI version accepts: 0.3.75 reads "ram", 0.33+ also "ram_inactive"."""
-    return {"lru": 0, "ram": 0.0, "ram_inactive": 0.0}
 
 
 def describe_validation_error(prompt: Mapping[str, Any], error: Mapping[str, Any] | None, node_errors: Mapping) -> str:
@@ -261,8 +257,9 @@ def _boot(
 
     # isort: split
     import execution  # noqa: F401
-    import nodes
     import server
+
+    import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     if register_discomfort:
