@@ -123,8 +123,8 @@ class Runtime:
                 progress(done, total, record.values)
 
         try:
-            run_loop(plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
-                     extra_data={}, progress=report, record=record)  # fmt: skip
+            self._comfy.call(run_loop, plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
+                             extra_data={}, progress=report, record=record)  # fmt: skip
             accumulated = {uid: record.joined(uid) for uid in settings.accumulate}
         except BaseException:
             record.close(success=False)

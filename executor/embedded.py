@@ -8,15 +8,16 @@ process: `boot()` returns the same object on every call.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ComfyNotFoundError, ExecutionError, PromptValidationError
 from . import compat
@@ -24,6 +25,7 @@ from . import compat
 log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 class HeadlessServer:
@@ -67,8 +69,14 @@ class RunResult:
 class EmbeddedComfy:
     root: Path
     server: HeadlessServer
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _prompt_executor: Any = None
+    # Prompts and loops run one at a time (ComfyUI's executor and globals are not reentrant) on a thread of their
+    # own, as on ComfyUI's server (its prompt_worker). Not only for fidelity: glibc's main-thread heap returns
+    # freed memory to the OS and faults it back in, which made a blur on a 512x512 image take 1.5x as long on the
+    # main thread as on any other.
+    _worker: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="discomfort-prompt")
+    )
 
     def _executor(self) -> Any:
         # One executor for every prompt, as ComfyUI's server keeps one: cached outputs and node instances (a
@@ -114,8 +122,7 @@ class EmbeddedComfy:
         def record(event: str, data: Any) -> None:
             messages.append((event, data))
 
-        # One prompt at a time: ComfyUI's executor and its globals are not reentrant across threads.
-        with self._lock:
+        def validate_and_execute() -> Any:
             self.server.listeners.append(record)
             try:
                 valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
@@ -124,11 +131,31 @@ class EmbeddedComfy:
                 executor = self._executor()
                 self.server.last_prompt_id = prompt_id
                 executor.execute(prompt, prompt_id, dict(extra_data or {}), outputs)
+                return executor
             finally:
                 self.server.listeners.remove(record)
+
+        executor = self.call(validate_and_execute)
         if not executor.success:
             raise execution_error_from(executor.status_messages)
         return RunResult(prompt_id, dict(executor.history_result.get("outputs", {})), messages)
+
+    def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` on the prompt thread, after whatever runs there; its result or exception.
+
+        On Ctrl-C ComfyUI is asked to interrupt, and the prompt or loop is let stop (a loop keeps its finished
+        iterations) before KeyboardInterrupt is raised here; a second Ctrl-C stops the waiting.
+        """
+        future = self._worker.submit(function, *args, **kwargs)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            import nodes
+
+            nodes.interrupt_processing(True)
+            concurrent.futures.wait([future])
+            nodes.interrupt_processing(False)  # it may have ended before looking; the next run must not see it
+            raise
 
 
 def describe_validation_error(prompt: Mapping[str, Any], error: Mapping[str, Any] | None, node_errors: Mapping) -> str:

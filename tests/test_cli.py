@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,34 @@ def test_run_a_stitched_pipeline_of_ui_files_n_times(tmp_path):
     assert len(steps) == 5 and len(ports) == 5  # the workflow's saves, and the port's value every iteration
     assert np.array_equal(np.asarray(Image.open(steps[-1])), np.asarray(Image.open(ports[-1])))
     assert "done: 5 iteration(s)" in done.stderr and "ms/iteration" in done.stderr and "peak memory" in done.stderr
+
+
+@pytest.mark.comfy
+def test_ctrl_c_stops_a_long_run_keeping_its_finished_iterations_and_resume_goes_on(tmp_path):
+    pipeline = [str(WORKFLOWS / "start_image.json"), str(WORKFLOWS / "blur_step.json")]
+    checkpoint = tmp_path / "checkpoint"
+    state = checkpoint / "state.json"
+    process = subprocess.Popen([sys.executable, "-m", "discomfort", "run", *pipeline, "-n", "100000", "--checkpoint",
+                                str(checkpoint), "-o", str(tmp_path / "images")], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (state.exists() and json.loads(state.read_text())["iteration"] >= 3):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint of 3 iterations within 240 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted; finished iterations are kept" in stderr
+    finished = json.loads(state.read_text())["iteration"]
+    assert 3 <= finished < 100000
+    done = discomfort("run", *pipeline, "-n", str(finished + 2), "--checkpoint", str(checkpoint), "--resume",
+                      "-o", str(tmp_path / "images"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(state.read_text())["iteration"] == finished + 2
 
 
 @pytest.mark.comfy
