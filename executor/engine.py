@@ -212,6 +212,7 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
     varying = set(per_iteration)
     template = plan.instantiate(plan.prompt, _tokens(plan, run, 0, varying))
     outputs = _validated(plan, runner, template, f"{prompt_id}:{plan.loop_id}")
+    unfed: dict[frozenset[str], dict[str, Any]] = {}  # the template by the uids that take their feeder's value
     carried = set(plan.carried)
     for i in range(record.iterations, total):
         compat.raise_if_interrupted()
@@ -237,7 +238,10 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
                 run.offer_feeder(uid)
         del fresh  # the carry-in holds it for this iteration only
         run.given = {}
-        prompt = plan.instantiate(template, _tokens(plan, run, i, varying))
+        feeding = frozenset(run.from_feeder)
+        if feeding not in unfed:
+            unfed[feeding] = plan.without_feeders(template, feeding)
+        prompt = plan.instantiate(unfed[feeding], _tokens(plan, run, i, varying))
         try:
             runner.run(prompt, f"{prompt_id}:{plan.loop_id}:{i}", outputs, extra_data)
         except BodyError as error:

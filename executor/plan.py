@@ -66,6 +66,23 @@ class LoopPlan:
         _write_tokens(prompt, tokens)
         return prompt
 
+    def without_feeders(self, template: Mapping[str, Any], feeding: Iterable[str]) -> dict[str, Any]:
+        """`template` with the link to its feeder cut from every carry-in whose uid is not in `feeding`.
+
+        Once a carry-in takes the loop's value, what feeds it is not its ancestor any more, so ComfyUI does not
+        walk it when it computes cache signatures (over every ancestor, every iteration). The feeders stay in
+        the prompt: the private cache keeps their outputs for the loop's next run. (A carry-in parked in the
+        body of a loop nested in this one keeps its link: it is not walked from here.)
+        """
+        feeding = set(feeding)
+        prompt = dict(template)
+        for uid, node_ids in self.entries.items():
+            for node_id in node_ids:
+                if uid not in feeding and node_id in self.fed and node_id in prompt:
+                    node = prompt[node_id]
+                    prompt[node_id] = {**node, "inputs": {k: v for k, v in node["inputs"].items() if k != INITIAL}}
+        return prompt
+
 
 def _write_tokens(prompt: dict[str, Any], tokens: Mapping[str, str]) -> None:
     for node_id, token in tokens.items():

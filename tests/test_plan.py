@@ -92,6 +92,16 @@ def test_instantiate_copies_and_writes_tokens_without_touching_the_template():
     assert "is_changed" not in plan.prompt["3"] and "is_changed" not in second["3"]
 
 
+def test_without_feeders_cuts_only_carry_ins_that_take_the_loops_value():
+    plan = plan_loop(prepare_prompt(refine())["10"], "10")
+    assert plan.without_feeders(plan.prompt, {"image"})["2"]["inputs"]["initial"] == ["1", 0]  # iteration 0
+    later = plan.without_feeders(plan.prompt, set())
+    assert "initial" not in later["2"]["inputs"] and "1" in later  # the feeder stays, for the private cache
+    assert plan.prompt["2"]["inputs"]["initial"] == ["1", 0]  # the template is untouched
+    outer = plan_loop(prepare_prompt(nested())["8"], "8")
+    assert outer.without_feeders(outer.prompt, set())["6"] == outer.prompt["6"]  # a nested loop's carry-ins stay
+
+
 def nested() -> dict:
     return {
         "1": node("Int", value=0),
