@@ -2,6 +2,10 @@
 
 python3 tools/dev.py demo        run the example loop headless on the embedded ComfyUI, images to out/demo
 python3 tools/dev.py test [ARGS] run the test suite (ARGS go to pytest)
+python3 tools/dev.py comfy-suite ComfyUI's own execution tests with Discomfort installed
+python3 tools/dev.py bench [--quick] [--repeats N]
+                                 loop strategies and the codec measured side by side (bench/loops.py, then
+                                 bench/codec.py); tables and ratios printed, results in bench/results
 python3 tools/dev.py lint        ruff over the repository
 python3 tools/dev.py python ARGS run the runtime's Python with Discomfort importable
 python3 tools/dev.py provision   build the runtime if needed and print where it is
@@ -71,7 +75,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("demo", "test", "comfy-suite", "lint", "python", "provision"):
+    if command not in ("demo", "test", "comfy-suite", "bench", "lint", "python", "provision"):
         print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     runtime = ensure_runtime()
@@ -85,6 +89,9 @@ def main(argv: list[str]) -> int:
         return run(runtime, "-m", "pytest", *rest)
     if command == "comfy-suite":
         return comfy_suite(runtime, rest)
+    if command == "bench":
+        scripts = (REPO / "bench" / "loops.py", REPO / "bench" / "codec.py")
+        return next((code for script in scripts if (code := run(runtime, str(script), *rest))), 0)
     if command == "lint":
         return run(runtime, "-m", "ruff", "check", str(REPO), *rest)
     return run(runtime, *rest)
