@@ -81,6 +81,49 @@ def test_upload_widget_value_is_skipped_and_defaults_fill_missing_widgets():
     assert prompt["2"]["inputs"] == {"a": 3, "b": "bee"}  # optional widget default; forceInput d is a socket
 
 
+def dynamic(options: dict, **extra) -> tuple:
+    """A V3 dynamic combo (ComfyUI 0.3x) as INPUT_TYPES gives it: each choice with inputs of its own."""
+    return ("COMFY_DYNAMICCOMBO_V3", {"options": [{"key": key, "inputs": inputs} for key, inputs in options.items()],
+                                      **extra})  # fmt: skip
+
+
+CODEC = dynamic({"auto": {"required": {}}, "h264": {"required": {}, "optional": {"encoding": dynamic({
+    "auto": {"required": {}}, "re-encode": {"required": {"crf": ("FLOAT", {"default": 23.0})}}})}}})  # fmt: skip
+DYNAMIC_DEFS = {
+    # ComfyUI 0.33's SaveVideo: format -> codec -> encoding -> crf, and a hidden top-level codec
+    "SaveVideo": node_def("SaveVideo", {"required": {
+        "video": ("VIDEO",), "filename_prefix": ("STRING", {"default": "video/ComfyUI"}),
+        "format": dynamic({"auto": {"required": {"codec": CODEC}}, "mp4": {"required": {"codec": CODEC}}}),
+    }, "optional": {"codec": (CODEC[0], {**CODEC[1], "hidden": True})}}, [], output_node=True),
+    "Mask": node_def("Mask", {"required": {"regions": dynamic({"all": {"required": {}}, "custom": {"required": {
+        "lips": ("BOOLEAN", {"default": False}), "eyes": ("BOOLEAN", {"default": False})}}})}}, ["MASK"]),
+    "Bool": node_def("Bool", {"required": {"value": ("BOOLEAN", {"default": False})}}, ["BOOLEAN"]),
+}  # fmt: skip
+
+
+def test_dynamic_combo_values_are_followed_by_those_of_the_inputs_the_choice_brings():
+    workflow = wf([n(1, "SaveVideo", ["video/chunks", "mp4", "h264", "re-encode", 18.0], [socket("video", "VIDEO")]),
+                   n(2, "SaveVideo", ["clips", "auto"], [socket("video", "VIDEO")])], [])  # fmt: skip
+    prompt = ui_to_api(workflow, DYNAMIC_DEFS)
+    assert prompt["1"]["inputs"] == {
+        "filename_prefix": "video/chunks",
+        "format": "mp4",
+        "format.codec": "h264",
+        "format.codec.encoding": "re-encode",
+        "format.codec.encoding.crf": 18.0,
+    }
+    assert prompt["2"]["inputs"] == {"filename_prefix": "clips", "format": "auto", "format.codec": "auto"}  # default
+
+
+def test_an_input_a_dynamic_combo_brings_can_be_linked():
+    workflow = wf([n(1, "Mask", ["custom", True, False],
+                     [socket("regions", "COMBO", widget=True), socket("regions.eyes", "BOOLEAN", link=5, widget=True)],
+                     [out("MASK")]),
+                   n(2, "Bool", [True], outputs=[out("BOOLEAN")])], [(5, 2, 0, 1, 1, "BOOLEAN")])  # fmt: skip
+    assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"regions": "custom", "regions.lips": True,
+                                                                "regions.eyes": ["2", 0]}  # fmt: skip
+
+
 @pytest.mark.parametrize("version", [0.4, 1])
 def test_links_reroutes_notes_and_titles(version):
     workflow = wf([

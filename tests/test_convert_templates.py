@@ -17,8 +17,10 @@ MISSING_MEDIA = re.compile(r"^(.*_name\d*|name|image|file|video|audio)$")
 
 def templates() -> list[Path]:
     files = []
+    # Where the JSON files live: the media packages up to 0.7 (ComfyUI 0.3.75), one json package since (0.33).
     for dist in ("comfyui-workflow-templates-media-image", "comfyui-workflow-templates-media-video",
-                 "comfyui-workflow-templates-media-other", "comfyui-workflow-templates-media-api"):  # fmt: skip
+                 "comfyui-workflow-templates-media-other", "comfyui-workflow-templates-media-api",
+                 "comfyui-workflow-templates-json"):  # fmt: skip
         try:
             files += [Path(str(dist_file.locate())) for dist_file in metadata.files(dist) or []
                       if str(dist_file).endswith(".json") and "/templates/" in str(dist_file)]  # fmt: skip

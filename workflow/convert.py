@@ -2,7 +2,9 @@
 
 The same steps as the frontend's graphToPrompt, from node definitions instead of a live canvas:
 - widget values are positional over each node's widget inputs (required, then optional), skipping the values of
-  frontend-only widgets (control_after_generate after seed-like INTs, the upload button after upload combos);
+  frontend-only widgets (control_after_generate after seed-like INTs, the upload button after upload combos); a
+  dynamic combo's value (ComfyUI 0.3x's V3 nodes) is followed by those of the inputs its choice brings, named
+  `<combo>.<input>`;
 - a widget turned into a linked input takes its link, not its saved value; missing widget values take defaults;
 - Reroutes are followed, PrimitiveNodes become constants, Notes vanish; muted nodes are dropped and bypassed
   nodes pass their input of the matching type through;
@@ -14,13 +16,13 @@ Node types that no definition knows are reported together, by id and type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WorkflowError
 from .graph import MODE_BYPASSED, MODE_MUTED, detect_format
-from .nodedefs import NodeDef
+from .nodedefs import DYNAMIC_COMBO, InputDef, NodeDef
 
 VIRTUAL = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})  # frontend-only node types
 NOTES = frozenset({"Note", "MarkdownNote"})
@@ -175,38 +177,57 @@ class _Converter:
         inputs: dict[str, Any] = {}
         values = node.get("widgets_values")
         overrides = self.overrides.get(full, {})
-        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition, list(values or []))
-        for spec in definition.widgets:
-            value = overrides.get(spec.name, by_name.get(spec.name, _MISSING))
-            inputs[spec.name] = spec.default if value is _MISSING else _wrap(value)
+        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition.inputs, list(values or []))
+        by_name.update(overrides)
+        specs = {spec.name: spec for spec in _chosen(definition.inputs, by_name)}
+        for spec in specs.values():
+            if spec.is_widget:
+                value = by_name.get(spec.name, _MISSING)
+                inputs[spec.name] = spec.default if value is _MISSING else _wrap(value)
         for slot, socket in enumerate(node.get("inputs") or []):
             name = socket.get("name")
-            if definition.input(name) is None or (full, slot) not in self.incoming:
+            if name not in specs or (full, slot) not in self.incoming:
                 continue
             source = self._follow((full, slot), frozenset())
             if isinstance(source, _Constant):
                 inputs[name] = _wrap(source.value)
             elif source is not _MISSING:
                 inputs[name] = source
-            elif not definition.input(name).is_widget:
+            elif not specs[name].is_widget:
                 inputs.pop(name, None)  # fed by a muted or missing node: the frontend drops the input
         return inputs
 
 
-def _positional(definition: NodeDef, values: list[Any]) -> dict[str, Any]:
-    """Widget values by name, skipping the values of frontend-only widgets."""
+def _positional(specs: Sequence[InputDef], values: list[Any]) -> dict[str, Any]:
+    """Widget values by name, skipping the values of frontend-only widgets; a dynamic combo's value is followed
+    by those of the inputs its choice brings."""
     by_name: dict[str, Any] = {}
-    position = 0
-    for spec in definition.widgets:
-        if position >= len(values):
-            break
-        by_name[spec.name] = values[position]
-        position += 1
-        following = values[position] if position < len(values) else None
-        control = spec.has_control_widget() and following in CONTROL_VALUES
-        if control or (spec.has_upload_widget() and following in UPLOAD_VALUES):
+
+    def take(specs: Sequence[InputDef], position: int) -> int:
+        for spec in (spec for spec in specs if spec.is_widget):
+            if position >= len(values):
+                break
+            by_name[spec.name] = values[position]
             position += 1
+            following = values[position] if position < len(values) else None
+            control = spec.has_control_widget() and following in CONTROL_VALUES
+            if control or (spec.has_upload_widget() and following in UPLOAD_VALUES):
+                position += 1
+            position = take(spec.chosen_inputs(by_name[spec.name]), position)
+        return position
+
+    take(specs, 0)
     return by_name
+
+
+def _chosen(specs: Sequence[InputDef], by_name: Mapping[str, Any]) -> list[InputDef]:
+    """`specs` with, after each dynamic combo, the inputs its value (or its default) brings, recursively."""
+    expanded = []
+    for spec in specs:
+        expanded.append(spec)
+        if spec.choices and spec.type == DYNAMIC_COMBO:
+            expanded += _chosen(spec.chosen_inputs(by_name.get(spec.name, spec.default)), by_name)
+    return expanded
 
 
 def _wrap(value: Any) -> Any:

@@ -6,10 +6,13 @@ Built from a class's INPUT_TYPES() dict (the same data /object_info serves), so 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+# ComfyUI's V3 combo whose choice brings inputs of its own (since 0.3x): the frontend draws them after the combo,
+# and the API format names them `<combo>.<input>`.
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", DYNAMIC_COMBO})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "upload")
 
 
@@ -23,8 +26,9 @@ class InputDef:
 
     @property
     def is_widget(self) -> bool:
-        """The frontend draws a widget for it (unless forced to a socket), so it has a slot in widgets_values."""
-        return self.type in WIDGET_TYPES and not self.options.get("forceInput", False)
+        """The frontend draws a widget for it (unless forced to a socket or hidden), so it has a slot in
+        widgets_values."""
+        return self.type in WIDGET_TYPES and not (self.options.get("forceInput") or self.options.get("hidden"))
 
     @property
     def default(self) -> Any:
@@ -42,6 +46,14 @@ class InputDef:
 
     def has_upload_widget(self) -> bool:
         return self.type == "COMBO" and any(self.options.get(option) for option in UPLOAD_OPTIONS)
+
+    def chosen_inputs(self, choice: Any) -> tuple[InputDef, ...]:
+        """The inputs a dynamic combo brings when `choice` is chosen, named as the API format names them."""
+        for option in self.options.get("options") or ():
+            if isinstance(option, Mapping) and option.get("key") == choice:
+                nested = node_def("", option.get("inputs") or {}).inputs
+                return tuple(replace(spec, name=f"{self.name}.{spec.name}") for spec in nested)
+        return ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,9 @@ def node_def(class_type: str, input_types: Mapping[str, Any], outputs: Sequence[
             options = options if isinstance(options, Mapping) else {}
             if isinstance(kind, (list, tuple)):
                 inputs.append(InputDef(name, "COMBO", options, required, tuple(kind)))
+            elif kind == DYNAMIC_COMBO:
+                keys = tuple(o.get("key") for o in options.get("options") or () if isinstance(o, Mapping))
+                inputs.append(InputDef(name, DYNAMIC_COMBO, options, required, keys))
             elif kind == "COMBO":
                 inputs.append(InputDef(name, "COMBO", options, required, tuple(options.get("options") or ())))
             else:
