@@ -37,7 +37,7 @@ class _PrivateLoop:
     asyncio allows one running loop per thread, and the calling node runs inside the outer one: it is set aside
     while this loop runs and put back after (`_set_running_loop` is asyncio's hook for loop implementations).
     An earlier design gave each runner a thread with a loop of its own; handing every iteration to that thread
-    and back cost 90 µs, a third of a cheap iteration, and its tensors came from another allocator arena.
+    and back cost 90 µs, a third of a cheap iteration.
     """
 
     def __init__(self, depth: int):
