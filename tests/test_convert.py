@@ -90,7 +90,8 @@ def dynamic(options: dict, **extra) -> tuple:
 CODEC = dynamic({"auto": {"required": {}}, "h264": {"required": {}, "optional": {"encoding": dynamic({
     "auto": {"required": {}}, "re-encode": {"required": {"crf": ("FLOAT", {"default": 23.0})}}})}}})  # fmt: skip
 DYNAMIC_DEFS = {
-    # ComfyUI 0.33's SaveVideo: format -> codec -> encoding -> crf, and a hidden top-level codec
+    # ComfyUI 0.33's SaveVideo: format -> codec -> encoding -> crf, and a hidden top-level codec (hidden widgets
+    # keep their slot in widgets_values: 0.33's Painter saves its hidden width and height)
     "SaveVideo": node_def("SaveVideo", {"required": {
         "video": ("VIDEO",), "filename_prefix": ("STRING", {"default": "video/ComfyUI"}),
         "format": dynamic({"auto": {"required": {"codec": CODEC}}, "mp4": {"required": {"codec": CODEC}}}),
@@ -98,6 +99,9 @@ DYNAMIC_DEFS = {
     "Mask": node_def("Mask", {"required": {"regions": dynamic({"all": {"required": {}}, "custom": {"required": {
         "lips": ("BOOLEAN", {"default": False}), "eyes": ("BOOLEAN", {"default": False})}}})}}, ["MASK"]),
     "Bool": node_def("Bool", {"required": {"value": ("BOOLEAN", {"default": False})}}, ["BOOLEAN"]),
+    # ComfyUI 0.33's ComfyMathExpression: sockets values.a, values.b, ... grow as they are linked
+    "Math": node_def("Math", {"required": {"expression": ("STRING", {"default": "a + b"}), "values": (
+        "COMFY_AUTOGROW_V3", {"template": {"input": {"required": {"value": ("FLOAT,INT,BOOLEAN",)}}}})}}, ["FLOAT"]),
 }  # fmt: skip
 
 
@@ -111,8 +115,14 @@ def test_dynamic_combo_values_are_followed_by_those_of_the_inputs_the_choice_bri
         "format.codec": "h264",
         "format.codec.encoding": "re-encode",
         "format.codec.encoding.crf": 18.0,
+        "codec": "auto",  # hidden, but a widget all the same: its default
     }
-    assert prompt["2"]["inputs"] == {"filename_prefix": "clips", "format": "auto", "format.codec": "auto"}  # default
+    assert prompt["2"]["inputs"] == {
+        "filename_prefix": "clips",
+        "format": "auto",
+        "format.codec": "auto",
+        "codec": "auto",
+    }
 
 
 def test_an_input_a_dynamic_combo_brings_can_be_linked():
@@ -122,6 +132,13 @@ def test_an_input_a_dynamic_combo_brings_can_be_linked():
                    n(2, "Bool", [True], outputs=[out("BOOLEAN")])], [(5, 2, 0, 1, 1, "BOOLEAN")])  # fmt: skip
     assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"regions": "custom", "regions.lips": True,
                                                                 "regions.eyes": ["2", 0]}  # fmt: skip
+
+
+def test_sockets_an_autogrow_input_added_take_their_links():
+    workflow = wf([n(1, "Math", ["a * 2"], [socket("values.a", "FLOAT,INT,BOOLEAN", link=5),
+                                             socket("values.b", "FLOAT,INT,BOOLEAN")], [out("FLOAT")]),
+                   n(2, "Bool", [True], outputs=[out("BOOLEAN")])], [(5, 2, 0, 1, 0, "BOOLEAN")])  # fmt: skip
+    assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"expression": "a * 2", "values.a": ["2", 0]}
 
 
 @pytest.mark.parametrize("version", [0.4, 1])

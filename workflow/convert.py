@@ -4,7 +4,7 @@ The same steps as the frontend's graphToPrompt, from node definitions instead of
 - widget values are positional over each node's widget inputs (required, then optional), skipping the values of
   frontend-only widgets (control_after_generate after seed-like INTs, the upload button after upload combos); a
   dynamic combo's value (ComfyUI 0.3x's V3 nodes) is followed by those of the inputs its choice brings, named
-  `<combo>.<input>`;
+  `<combo>.<input>`, and the sockets an autogrow input added (`<autogrow>.<name>`) take their links;
 - a widget turned into a linked input takes its link, not its saved value; missing widget values take defaults;
 - Reroutes are followed, PrimitiveNodes become constants, Notes vanish; muted nodes are dropped and bypassed
   nodes pass their input of the matching type through;
@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import WorkflowError
 from .graph import MODE_BYPASSED, MODE_MUTED, detect_format
-from .nodedefs import DYNAMIC_COMBO, InputDef, NodeDef
+from .nodedefs import AUTOGROW, DYNAMIC_COMBO, InputDef, NodeDef
 
 VIRTUAL = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})  # frontend-only node types
 NOTES = frozenset({"Note", "MarkdownNote"})
@@ -186,14 +186,14 @@ class _Converter:
                 inputs[spec.name] = spec.default if value is _MISSING else _wrap(value)
         for slot, socket in enumerate(node.get("inputs") or []):
             name = socket.get("name")
-            if name not in specs or (full, slot) not in self.incoming:
+            if not (name in specs or _grown(specs, name)) or (full, slot) not in self.incoming:
                 continue
             source = self._follow((full, slot), frozenset())
             if isinstance(source, _Constant):
                 inputs[name] = _wrap(source.value)
             elif source is not _MISSING:
                 inputs[name] = source
-            elif not specs[name].is_widget:
+            elif name not in specs or not specs[name].is_widget:
                 inputs.pop(name, None)  # fed by a muted or missing node: the frontend drops the input
         return inputs
 
@@ -218,6 +218,12 @@ def _positional(specs: Sequence[InputDef], values: list[Any]) -> dict[str, Any]:
 
     take(specs, 0)
     return by_name
+
+
+def _grown(specs: Mapping[str, InputDef], name: str) -> bool:
+    """Whether `name` is a socket an autogrow input added (`<autogrow>.<name>`)."""
+    group, dot, _ = name.partition(".")
+    return bool(dot) and group in specs and specs[group].type == AUTOGROW
 
 
 def _chosen(specs: Sequence[InputDef], by_name: Mapping[str, Any]) -> list[InputDef]:

@@ -12,6 +12,8 @@ from typing import Any
 # ComfyUI's V3 combo whose choice brings inputs of its own (since 0.3x): the frontend draws them after the combo,
 # and the API format names them `<combo>.<input>`.
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+# ... and its input that grows a socket at a time, each named `<autogrow>.<name>`.
+AUTOGROW = "COMFY_AUTOGROW_V3"
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", DYNAMIC_COMBO})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "upload")
 
@@ -26,9 +28,10 @@ class InputDef:
 
     @property
     def is_widget(self) -> bool:
-        """The frontend draws a widget for it (unless forced to a socket or hidden), so it has a slot in
-        widgets_values."""
-        return self.type in WIDGET_TYPES and not (self.options.get("forceInput") or self.options.get("hidden"))
+        """The frontend draws a widget for it (unless forced to a socket), so it has a slot in widgets_values: the
+        widget types, and since 0.3x any type without a socket (COLOR, CURVE...). Hidden widgets keep their slot."""
+        widget = self.type in WIDGET_TYPES or bool(self.options.get("socketless"))
+        return widget and not self.options.get("forceInput", False)
 
     @property
     def default(self) -> Any:
