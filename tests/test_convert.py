@@ -99,6 +99,12 @@ DYNAMIC_DEFS = {
     "Mask": node_def("Mask", {"required": {"regions": dynamic({"all": {"required": {}}, "custom": {"required": {
         "lips": ("BOOLEAN", {"default": False}), "eyes": ("BOOLEAN", {"default": False})}}})}}, ["MASK"]),
     "Bool": node_def("Bool", {"required": {"value": ("BOOLEAN", {"default": False})}}, ["BOOLEAN"]),
+    # ComfyUI 0.33's Painter: hidden widgets and a socketless COLOR, all saved in widgets_values
+    "Painter": node_def("Painter", {"required": {
+        "width": ("INT", {"hidden": True, "default": 512, "socketless": True}),
+        "height": ("INT", {"hidden": True, "default": 512, "socketless": True}),
+        "bg_color": ("COLOR", {"default": "#000000", "socketless": True}),
+    }, "optional": {"image": ("IMAGE",)}}, ["IMAGE"]),
     # ComfyUI 0.33's ComfyMathExpression: sockets values.a, values.b, ... grow as they are linked
     "Math": node_def("Math", {"required": {"expression": ("STRING", {"default": "a + b"}), "values": (
         "COMFY_AUTOGROW_V3", {"template": {"input": {"required": {"value": ("FLOAT,INT,BOOLEAN",)}}}})}}, ["FLOAT"]),
@@ -132,6 +138,11 @@ def test_an_input_a_dynamic_combo_brings_can_be_linked():
                    n(2, "Bool", [True], outputs=[out("BOOLEAN")])], [(5, 2, 0, 1, 1, "BOOLEAN")])  # fmt: skip
     assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"regions": "custom", "regions.lips": True,
                                                                 "regions.eyes": ["2", 0]}  # fmt: skip
+
+
+def test_hidden_and_socketless_widgets_take_their_saved_values():
+    workflow = wf([n(1, "Painter", [1024, 768, "#ffffff"], [socket("image")], [out()])], [])
+    assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"width": 1024, "height": 768, "bg_color": "#ffffff"}
 
 
 def test_sockets_an_autogrow_input_added_take_their_links():
