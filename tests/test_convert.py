@@ -222,6 +222,28 @@ def test_nested_subgraphs_flatten_with_prefixed_ids_and_promoted_widgets():
     assert prompt["6"]["inputs"]["images"] == ["5:8", 0]
 
 
+def test_subgraph_instance_values_follow_the_definitions_widget_inputs_even_those_it_does_not_list():
+    # As 0.33's templates save them: the instance lists its sockets and one widget; its values are those of every
+    # widget-typed input of the definition, in the definition's order.
+    blur = {
+        "id": "blur-uuid", "name": "Blur",
+        "inputs": [{"name": "image", "type": "IMAGE"}, {"name": "radius", "type": "INT"},
+                   {"name": "sigma", "type": "FLOAT"}],
+        "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+        "nodes": [n(1, "ImageBlur", [1, 1.0], [socket("image", link=1), socket("blur_radius", "INT", 2, True),
+                                               socket("sigma", "FLOAT", 3, True)], [out()])],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 2, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "INT"},
+                  {"id": 3, "origin_id": -10, "origin_slot": 2, "target_id": 1, "target_slot": 2, "type": "FLOAT"},
+                  {"id": 4, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }  # fmt: skip
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(5, "blur-uuid", [6, 2.5], [socket("image", link=1), socket("sigma", "FLOAT", widget=True)], [out()]),
+    ], [(1, 1, 0, 5, 0, "IMAGE")], definitions={"subgraphs": [blur]})  # fmt: skip
+    assert ui_to_api(workflow, DEFS)["5:1"]["inputs"] == {"image": ["1", 0], "blur_radius": 6, "sigma": 2.5}
+
+
 def test_unknown_node_types_are_reported_together():
     workflow = wf([n(3, "FancyNode"), n(9, "OtherPack"), n(4, "ImageInvert")], [])
     with pytest.raises(WorkflowError, match=r"node 3 \(FancyNode\), node 9 \(OtherPack\)"):

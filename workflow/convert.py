@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import WorkflowError
 from .graph import MODE_BYPASSED, MODE_MUTED, detect_format
-from .nodedefs import AUTOGROW, DYNAMIC_COMBO, InputDef, NodeDef
+from .nodedefs import AUTOGROW, DYNAMIC_COMBO, WIDGET_TYPES, InputDef, NodeDef
 
 VIRTUAL = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})  # frontend-only node types
 NOTES = frozenset({"Note", "MarkdownNote"})
@@ -144,11 +144,13 @@ class _Converter:
         for (inner_id, widget), value in zip(promoted, values, strict=False):
             if str(inner_id) == "-1" and widget == name:
                 return _Constant(value)
-        widget_inputs = [spec for spec in inputs if spec.get("widget")]
-        if slot is not None and inputs[slot].get("widget"):
-            position = widget_inputs.index(inputs[slot])
-            if position < len(values):
-                return _Constant(values[position])
+        # The instance's values are those of the definition's widget inputs, in the definition's order: inputs the
+        # instance draws as widgets, and (newer frontends list only some) widget-typed inputs it does not list.
+        drawn = {spec.get("name"): bool(spec.get("widget")) for spec in inputs}
+        kinds = [spec.get("type") for spec in (self.subgraphs.get(node.get("type")) or {}).get("inputs") or []]
+        widgets = [n for n, kind in zip(names, kinds, strict=True) if drawn.get(n, kind in WIDGET_TYPES)]
+        if name in widgets and widgets.index(name) < len(values):
+            return _Constant(values[widgets.index(name)])
         return _MISSING
 
     # --- building the prompt ----------------------------------------------------------------------------------------
