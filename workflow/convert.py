@@ -233,7 +233,7 @@ def _chosen(specs: Sequence[InputDef], by_name: Mapping[str, Any]) -> list[Input
     expanded = []
     for spec in specs:
         expanded.append(spec)
-        if spec.choices and spec.type == DYNAMIC_COMBO:
+        if spec.type == DYNAMIC_COMBO:
             expanded += _chosen(spec.chosen_inputs(by_name.get(spec.name, spec.default)), by_name)
     return expanded
 

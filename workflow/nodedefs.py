@@ -12,7 +12,7 @@ from typing import Any
 # ComfyUI's V3 combo whose choice brings inputs of its own (since 0.3x): the frontend draws them after the combo,
 # and the API format names them `<combo>.<input>`.
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
-# ... and its input that grows a socket at a time, each named `<autogrow>.<name>`.
+# V3's input that grows a socket at a time as they are linked, each named `<autogrow>.<name>`.
 AUTOGROW = "COMFY_AUTOGROW_V3"
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", DYNAMIC_COMBO})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "upload")
@@ -52,6 +52,8 @@ class InputDef:
 
     def chosen_inputs(self, choice: Any) -> tuple[InputDef, ...]:
         """The inputs a dynamic combo brings when `choice` is chosen, named as the API format names them."""
+        if self.type != DYNAMIC_COMBO:
+            return ()
         for option in self.options.get("options") or ():
             if isinstance(option, Mapping) and option.get("key") == choice:
                 nested = node_def("", option.get("inputs") or {}).inputs
