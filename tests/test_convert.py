@@ -244,6 +244,24 @@ def test_subgraph_instance_values_follow_the_definitions_widget_inputs_even_thos
     assert ui_to_api(workflow, DEFS)["5:1"]["inputs"] == {"image": ["1", 0], "blur_radius": 6, "sigma": 2.5}
 
 
+def test_a_widget_promoted_in_place_gives_its_value_to_every_target_of_the_subgraph_input():
+    # As 0.33's templates save them: proxyWidgets names the inner widget, the value stays on the inner node.
+    sub = {
+        "id": "sub-uuid", "name": "Sub",
+        "inputs": [{"name": "radius", "type": "INT"}], "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+        "nodes": [n(1, "ImageBlur", [5, 1.0], [socket("image"), socket("blur_radius", "INT", 1, True)], [out()]),
+                  n(2, "Opt", [3], [socket("d", "FLOAT", 2)], [out()])],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 1, "type": "INT"},
+                  {"id": 2, "origin_id": -10, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "INT"},
+                  {"id": 3, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }  # fmt: skip
+    workflow = wf([n(5, "sub-uuid", [], [], [out()], properties={"proxyWidgets": [["1", "blur_radius"]]})], [],
+                  definitions={"subgraphs": [sub]})  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert prompt["5:1"]["inputs"]["blur_radius"] == 5
+    assert prompt["5:2"]["inputs"]["d"] == 5  # the socket shares the promoted widget's value
+
+
 def test_unknown_node_types_are_reported_together():
     workflow = wf([n(3, "FancyNode"), n(9, "OtherPack"), n(4, "ImageInvert")], [])
     with pytest.raises(WorkflowError, match=r"node 3 \(FancyNode\), node 9 \(OtherPack\)"):

@@ -151,6 +151,22 @@ class _Converter:
         widgets = [n for n, kind in zip(names, kinds, strict=True) if drawn.get(n, kind in WIDGET_TYPES)]
         if name in widgets and widgets.index(name) < len(values):
             return _Constant(values[widgets.index(name)])
+        return self._inner_widget_value(instance, definition_slot)
+
+    def _inner_widget_value(self, instance: str, definition_slot: int) -> Any:
+        """The saved value of an inner widget this subgraph input feeds. Newer frontends promote such a widget in
+        place (proxyWidgets naming the inner node) and keep its value there; every target of the input shares it."""
+        boundary = (f"{instance}:{SUBGRAPH_INPUT}", definition_slot)
+        for (target, slot), source in self.incoming.items():
+            node = self.nodes.get(target) or {}
+            sockets = node.get("inputs") or []
+            if source != boundary or node.get("type") not in self.defs or not 0 <= slot < len(sockets):
+                continue
+            name = sockets[slot].get("name")
+            if sockets[slot].get("widget"):
+                values = self._widget_values(target, node, self.defs[node["type"]])
+                if name in values:
+                    return _Constant(values[name])
         return _MISSING
 
     # --- building the prompt ----------------------------------------------------------------------------------------
@@ -175,12 +191,16 @@ class _Converter:
             prompt[full] = entry
         return prompt
 
+    def _widget_values(self, full: str, node: Mapping[str, Any], definition: NodeDef) -> dict[str, Any]:
+        """A node's saved widget values by name, with what its subgraph instances promote over them."""
+        values = node.get("widgets_values")
+        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition.inputs, list(values or []))
+        by_name.update(self.overrides.get(full, {}))
+        return by_name
+
     def _inputs(self, full: str, node: Mapping[str, Any], definition: NodeDef) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
-        values = node.get("widgets_values")
-        overrides = self.overrides.get(full, {})
-        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition.inputs, list(values or []))
-        by_name.update(overrides)
+        by_name = self._widget_values(full, node, definition)
         specs = {spec.name: spec for spec in _chosen(definition.inputs, by_name)}
         for spec in specs.values():
             if spec.is_widget:
