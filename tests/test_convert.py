@@ -105,6 +105,9 @@ DYNAMIC_DEFS = {
         "height": ("INT", {"hidden": True, "default": 512, "socketless": True}),
         "bg_color": ("COLOR", {"default": "#000000", "socketless": True}),
     }, "optional": {"image": ("IMAGE",)}}, ["IMAGE"]),
+    # ComfyUI 0.33's LTXVEmptyLatentAudio: a multi-type input drawn as a FLOAT widget
+    "Audio": node_def("Audio", {"required": {"frames": ("INT", {"default": 97}),
+                                             "rate": ("FLOAT,INT", {"widgetType": "FLOAT", "default": 25.0})}}, []),
     # ComfyUI 0.33's ComfyMathExpression: sockets values.a, values.b, ... grow as they are linked
     "Math": node_def("Math", {"required": {"expression": ("STRING", {"default": "a + b"}), "values": (
         "COMFY_AUTOGROW_V3", {"template": {"input": {"required": {"value": ("FLOAT,INT,BOOLEAN",)}}}})}}, ["FLOAT"]),
@@ -143,6 +146,11 @@ def test_an_input_a_dynamic_combo_brings_can_be_linked():
 def test_hidden_and_socketless_widgets_take_their_saved_values():
     workflow = wf([n(1, "Painter", [1024, 768, "#ffffff"], [socket("image")], [out()])], [])
     assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"width": 1024, "height": 768, "bg_color": "#ffffff"}
+
+
+def test_a_multi_type_input_drawn_as_a_widget_takes_its_saved_value():
+    workflow = wf([n(1, "Audio", [49, 24.0])], [])
+    assert ui_to_api(workflow, DYNAMIC_DEFS)["1"]["inputs"] == {"frames": 49, "rate": 24.0}
 
 
 def test_sockets_an_autogrow_input_added_take_their_links():
@@ -260,6 +268,26 @@ def test_a_widget_promoted_in_place_gives_its_value_to_every_target_of_the_subgr
     prompt = ui_to_api(workflow, DEFS)
     assert prompt["5:1"]["inputs"]["blur_radius"] == 5
     assert prompt["5:2"]["inputs"]["d"] == 5  # the socket shares the promoted widget's value
+
+
+def test_a_bypassed_subgraph_node_passes_its_input_through_and_runs_nothing_it_holds():
+    sub = {
+        "id": "sub-uuid", "name": "Invert twice",
+        "inputs": [{"name": "image", "type": "IMAGE"}], "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+        "nodes": [n(1, "ImageInvert", [], [socket("image", link=1)], [out()]),
+                  n(2, "ImageInvert", [], [socket("image", link=2)], [out()])],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 2, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "IMAGE"},
+                  {"id": 3, "origin_id": 2, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }  # fmt: skip
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(5, "sub-uuid", [], [socket("image", link=1)], [out()], mode=4),
+        n(6, "SaveImage", ["x"], [socket("images", link=2)]),
+    ], [(1, 1, 0, 5, 0, "IMAGE"), (2, 5, 0, 6, 0, "IMAGE")], definitions={"subgraphs": [sub]})  # fmt: skip
+    prompt = ui_to_api(workflow, DEFS)
+    assert set(prompt) == {"1", "6"}
+    assert prompt["6"]["inputs"]["images"] == ["1", 0]
 
 
 def test_unknown_node_types_are_reported_together():

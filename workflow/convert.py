@@ -53,22 +53,27 @@ class _Converter:
         self.nodes: dict[str, dict] = {}  # full id -> UI node (instances and pseudo nodes included)
         self.incoming: dict[tuple[str, int], tuple[str, int]] = {}  # (target, slot) -> (origin, slot)
         self.overrides: dict[str, dict[str, Any]] = {}  # full id -> promoted widget values
-        self._flatten(workflow.get("nodes") or [], workflow.get("links") or [], "", depth=0)
+        self._flatten(workflow.get("nodes") or [], workflow.get("links") or [], "", depth=0, mode=0)
 
     # --- flattening ---------------------------------------------------------------------------------------------
 
-    def _flatten(self, nodes: list, links: list, prefix: str, depth: int) -> None:
+    def _flatten(self, nodes: list, links: list, prefix: str, depth: int, mode: int) -> None:
+        """Record `nodes` under `prefix`; `mode` is that of the enclosing instance. None of the nodes a muted or
+        bypassed subgraph node holds runs (the frontend skips them; a bypassed one passes its inputs through)."""
         if depth > 32:
             raise WorkflowError(f"subgraphs nested more than 32 deep at {prefix!r} (a subgraph containing itself?)")
         for node in nodes:
             if not isinstance(node, Mapping) or "id" not in node or "type" not in node:
                 raise WorkflowError(f"malformed node {str(node)[:80]}: a UI node needs an 'id' and a 'type'")
             full = f"{prefix}{node['id']}"
+            if mode in (MODE_MUTED, MODE_BYPASSED) and int(node.get("mode") or 0) != MODE_MUTED:
+                node = {**node, "mode": mode}
             self.nodes[full] = node
             if node["type"] in self.subgraphs:
                 self._promote(full, node, self.subgraphs[node["type"]])
                 definition = self.subgraphs[node["type"]]
-                self._flatten(definition.get("nodes") or [], definition.get("links") or [], f"{full}:", depth + 1)
+                self._flatten(definition.get("nodes") or [], definition.get("links") or [], f"{full}:", depth + 1,
+                              int(node.get("mode") or 0))  # fmt: skip
         for link in links:
             origin, origin_slot, target, target_slot = _link_ends(link)
             # Inside a subgraph, -10 and -20 are its boundaries; prefixed, they name the instance's own sides.
@@ -98,6 +103,12 @@ class _Converter:
         kind, mode = node["type"], int(node.get("mode") or 0)
         if mode == MODE_MUTED:
             return _MISSING
+        if mode == MODE_BYPASSED:  # a bypassed subgraph node too passes its own input through, as a whole
+            wanted = _slot_type(node.get("outputs"), slot)
+            for index, spec in enumerate(node.get("inputs") or []):
+                if (origin, index) in self.incoming and _types_match(spec.get("type"), wanted):
+                    return self._follow((origin, index), seen)
+            return _MISSING
         if kind in self.subgraphs:  # a subgraph's output: what feeds the definition's matching output
             return self._follow((f"{origin}:{SUBGRAPH_OUTPUT}", self._definition_slot(origin, "outputs", slot)), seen)
         if kind == "Reroute":
@@ -105,12 +116,6 @@ class _Converter:
         if kind == "PrimitiveNode":
             values = node.get("widgets_values") or []
             return _Constant(values[0]) if values else _MISSING
-        if mode == MODE_BYPASSED:
-            wanted = _slot_type(node.get("outputs"), slot)
-            for index, spec in enumerate(node.get("inputs") or []):
-                if (origin, index) in self.incoming and _types_match(spec.get("type"), wanted):
-                    return self._follow((origin, index), seen)
-            return _MISSING
         return [origin, slot]
 
     def _follow(self, target: tuple[str, int], seen: frozenset) -> Any:

@@ -29,8 +29,9 @@ class InputDef:
     @property
     def is_widget(self) -> bool:
         """The frontend draws a widget for it (unless forced to a socket), so it has a slot in widgets_values: the
-        widget types, and since 0.3x any type without a socket (COLOR, CURVE...). Hidden widgets keep their slot."""
-        widget = self.type in WIDGET_TYPES or bool(self.options.get("socketless"))
+        widget types, and since 0.3x any type without a socket (COLOR, CURVE...) or that names the widget to draw
+        (a multi-type input such as "FLOAT,INT"). Hidden widgets keep their slot."""
+        widget = self.type in WIDGET_TYPES or bool(self.options.get("socketless") or self.options.get("widgetType"))
         return widget and not self.options.get("forceInput", False)
 
     @property
