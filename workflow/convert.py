@@ -59,7 +59,8 @@ class _Converter:
 
     def _flatten(self, nodes: list, links: list, prefix: str, depth: int, mode: int) -> None:
         """Record `nodes` under `prefix`; `mode` is that of the enclosing instance. None of the nodes a muted or
-        bypassed subgraph node holds runs (the frontend skips them; a bypassed one passes its inputs through)."""
+        bypassed subgraph node holds runs: the frontend's graphToPrompt skips them under a top-level one, and here
+        a nested one is taken to do the same (a bypassed one passes its inputs through as a whole, see resolve)."""
         if depth > 32:
             raise WorkflowError(f"subgraphs nested more than 32 deep at {prefix!r} (a subgraph containing itself?)")
         for node in nodes:
