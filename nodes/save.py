@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError
+from ..errors import SettingsError, WorkflowError
+from ..workflow.files import resolve_under
 
 
 def write_png(frame: Any, path: Path) -> None:
@@ -46,14 +47,17 @@ class DiscomfortSaveImage:
         import folder_paths
 
         root = Path(folder_paths.get_output_directory()).resolve()
-        folder = (root / subfolder).resolve()
         stem = Path(str(filename)).stem
-        if not stem or (folder != root and not folder.is_relative_to(root)) or Path(stem).name != stem:
-            raise SettingsError(f"cannot save {filename!r} in {subfolder!r}: it must stay inside {root}")
-        folder.mkdir(parents=True, exist_ok=True)
+        if not stem:
+            raise SettingsError(f"cannot save {filename!r}: the name is empty")
         results = []
         for index, image in enumerate(images):
             name = f"{stem}.png" if len(images) == 1 else f"{stem}_{index + 1}.png"
-            write_png(image, folder / name)
-            results.append({"filename": name, "subfolder": str(folder.relative_to(root)), "type": "output"})
+            try:
+                path = resolve_under(root, str(Path(subfolder) / name), "saved image")
+            except WorkflowError as error:
+                raise SettingsError(f"cannot save {filename!r} in {subfolder!r}: {error}") from None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_png(image, path)
+            results.append({"filename": name, "subfolder": str(path.parent.relative_to(root)), "type": "output"})
         return {"ui": {"images": results}}
