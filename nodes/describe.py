@@ -126,14 +126,13 @@ class DiscomfortImageDescriber:
 
     def run(self, image: Any, base_url: str, model: str, prompt: str, max_tokens: int, detail: str, timeout: float,
             retries: int, api_key_env: str) -> tuple[str]:  # fmt: skip
-        import numpy as np
-        from PIL import Image
+        from .save import to_pil
 
         key = api_key(api_key_env.strip())
         texts = []
         for frame in image:
             buffer = io.BytesIO()
-            Image.fromarray(np.clip(frame.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)).save(buffer, "PNG")
+            to_pil(frame).save(buffer, "PNG")
             options = {"base_url": base_url, "model": model, "prompt": prompt, "max_tokens": max_tokens,
                        "detail": detail, "timeout": timeout, "retries": retries, "key": key}  # fmt: skip
             texts.append(describe(buffer.getvalue(), **options))

@@ -9,17 +9,20 @@ from ..errors import SettingsError, WorkflowError
 from ..workflow.files import resolve_under
 
 
-def write_png(frame: Any, path: Path) -> None:
-    """One IMAGE frame [H, W, C] in 0..1 as a PNG, written under a temporary name and renamed into place, so a
-    reader never sees half a file."""
+def to_pil(frame: Any) -> Any:
+    """One IMAGE frame [H, W, C] in 0..1 as an 8-bit PIL image."""
     import numpy as np
     from PIL import Image
 
     pixels = np.clip(frame.detach().cpu().float().numpy() * 255.0, 0, 255).astype(np.uint8)
-    if pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def write_png(frame: Any, path: Path) -> None:
+    """One IMAGE frame as a PNG, written under a temporary name and renamed into place, so a reader never sees
+    half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(pixels).save(temporary, format="PNG")
+    to_pil(frame).save(temporary, format="PNG")
     temporary.replace(path)
 
 
