@@ -46,11 +46,15 @@ def out(kind="IMAGE"):
     return {"name": kind, "type": kind, "links": []}
 
 
+def sg_links(*links):
+    """Links as v1 objects (how subgraph definitions store them) from (id, origin, slot, target, slot, type)."""
+    keys = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
+    return [dict(zip(keys, link, strict=True)) for link in links]
+
+
 def wf(nodes, links, version=0.4, **extra):
-    if version == 1:
-        keys = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
-        links = [dict(zip(keys, link, strict=True)) for link in links]
-    return {"nodes": nodes, "links": [list(x) if version != 1 else x for x in links], "version": version, **extra}
+    links = sg_links(*links) if version == 1 else [list(link) for link in links]
+    return {"nodes": nodes, "links": links, "version": version, **extra}
 
 
 def test_widgets_by_position_with_control_after_generate_and_a_converted_widget():
@@ -201,10 +205,8 @@ def test_nested_subgraphs_flatten_with_prefixed_ids_and_promoted_widgets():
         "nodes": [n(1, "ImageBlur", [2, 1.0], [socket("image", link=1), socket("blur_radius", "INT", 3, True)],
                     [out()]),
                   n(2, "ImageBlur", [2, 0.5], [socket("image", link=2)], [out()])],
-        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 2, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 3, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "INT"},
-                  {"id": 4, "origin_id": 2, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+        "links": sg_links((1, -10, 0, 1, 0, "IMAGE"), (2, 1, 0, 2, 0, "IMAGE"),
+                          (3, -10, 1, 1, 1, "INT"), (4, 2, 0, -20, 0, "IMAGE")),
     }  # fmt: skip
     outer = {
         "id": "outer-uuid", "name": "Wrapper",
@@ -212,9 +214,7 @@ def test_nested_subgraphs_flatten_with_prefixed_ids_and_promoted_widgets():
         "nodes": [n(7, "inner-uuid", [9], [socket("image", link=1)], [out()],
                     properties={"proxyWidgets": [["-1", "radius"]]}),
                   n(8, "ImageInvert", [], [socket("image", link=2)], [out()])],
-        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 7, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 2, "origin_id": 7, "origin_slot": 0, "target_id": 8, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 3, "origin_id": 8, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+        "links": sg_links((1, -10, 0, 7, 0, "IMAGE"), (2, 7, 0, 8, 0, "IMAGE"), (3, 8, 0, -20, 0, "IMAGE")),
     }  # fmt: skip
     workflow = wf([
         n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
@@ -240,10 +240,8 @@ def test_subgraph_instance_values_follow_the_definitions_widget_inputs_even_thos
         "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
         "nodes": [n(1, "ImageBlur", [1, 1.0], [socket("image", link=1), socket("blur_radius", "INT", 2, True),
                                                socket("sigma", "FLOAT", 3, True)], [out()])],
-        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 2, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "INT"},
-                  {"id": 3, "origin_id": -10, "origin_slot": 2, "target_id": 1, "target_slot": 2, "type": "FLOAT"},
-                  {"id": 4, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+        "links": sg_links((1, -10, 0, 1, 0, "IMAGE"), (2, -10, 1, 1, 1, "INT"),
+                          (3, -10, 2, 1, 2, "FLOAT"), (4, 1, 0, -20, 0, "IMAGE")),
     }  # fmt: skip
     workflow = wf([
         n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
@@ -259,9 +257,7 @@ def test_a_widget_promoted_in_place_gives_its_value_to_every_target_of_the_subgr
         "inputs": [{"name": "radius", "type": "INT"}], "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
         "nodes": [n(1, "ImageBlur", [5, 1.0], [socket("image"), socket("blur_radius", "INT", 1, True)], [out()]),
                   n(2, "Opt", [3], [socket("d", "FLOAT", 2)], [out()])],
-        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 1, "type": "INT"},
-                  {"id": 2, "origin_id": -10, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "INT"},
-                  {"id": 3, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+        "links": sg_links((1, -10, 0, 1, 1, "INT"), (2, -10, 0, 2, 0, "INT"), (3, 1, 0, -20, 0, "IMAGE")),
     }  # fmt: skip
     workflow = wf([n(5, "sub-uuid", [], [], [out()], properties={"proxyWidgets": [["1", "blur_radius"]]})], [],
                   definitions={"subgraphs": [sub]})  # fmt: skip
@@ -276,9 +272,7 @@ def test_a_bypassed_subgraph_node_passes_its_input_through_and_runs_nothing_it_h
         "inputs": [{"name": "image", "type": "IMAGE"}], "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
         "nodes": [n(1, "ImageInvert", [], [socket("image", link=1)], [out()]),
                   n(2, "ImageInvert", [], [socket("image", link=2)], [out()])],
-        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 2, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "IMAGE"},
-                  {"id": 3, "origin_id": 2, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+        "links": sg_links((1, -10, 0, 1, 0, "IMAGE"), (2, 1, 0, 2, 0, "IMAGE"), (3, 2, 0, -20, 0, "IMAGE")),
     }  # fmt: skip
     workflow = wf([
         n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
