@@ -119,7 +119,8 @@ class DiscomfortLoop:
         record.close()
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
-        """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued."""
+        """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
+        Takes the widgets naming the body out of `widgets`, which then holds the value_k inputs only."""
         widgets.pop("body", None)
         return plan_loop(_prepared_node(prompt, unique_id), unique_id)
 
