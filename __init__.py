@@ -46,12 +46,16 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
 }
 
+# The frontend extension (web/*.js): port badges, typed sockets, body highlight, the iteration counter, loop actions.
+WEB_DIRECTORY = "./web"
+
 # Inside a running ComfyUI server, prepare every queued prompt that holds a loop; elsewhere this does nothing.
 _install_server_hook()
 
 __all__ = [
     "NODE_CLASS_MAPPINGS",
     "NODE_DISPLAY_NAME_MAPPINGS",
+    "WEB_DIRECTORY",
     "DiscomfortError",
     "LoopError",
     "PortError",

@@ -30,6 +30,7 @@ def test_pip_builds_a_wheel_that_installs_as_discomfort(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "discomfort/__init__.py" in names
     assert "discomfort/ports/node.py" in names
+    assert "discomfort/web/main.js" in names  # WEB_DIRECTORY: ComfyUI serves it from an installed package too
     assert not [name for name in names if name.startswith(("discomfort/tests", "tests/"))]
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

