@@ -62,6 +62,31 @@ def server(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright; one for the session."""
+    from browser import CHROMIUM, FLAGS
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `python3 tools/dev.py test` installs it as root (apt-get install "
+                    "chromium)", pytrace=False)  # fmt: skip
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def frontend(server, browser):
+    """ComfyUI's frontend from the session server, open in one tab for the session, the pack's extension loaded."""
+    from browser import open_frontend
+
+    page = open_frontend(browser, server.url, f"/extensions/{CUSTOM_NODE_NAME}/")
+    yield page
+    page.page.close()
+
+
 @pytest.fixture
 def client(server):
     client = server.client()
