@@ -3,12 +3,16 @@
 Playwright's own browser download cannot work here, so it launches /usr/bin/chromium (tools/provision.py installs
 it) with the flags a machine without a network needs. One browser and one page serve the whole session: loading
 the frontend costs seconds, loading a workflow into it milliseconds.
+
+Playwright's sync API keeps an asyncio loop running on the thread that uses it, and the embedded ComfyUI the other
+tests boot calls asyncio.run: so every Playwright call goes to a thread of its own (`Browser.call`).
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,40 @@ VIEWPORT = {"width": 1600, "height": 1000}
 FIRST_RUN_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.AutoScaleLayout": False}
 
 
+class Browser:
+    """Chromium under Playwright, every call made on Playwright's own thread."""
+
+    def __init__(self, executable: Path = CHROMIUM):
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
+        self._playwright = self._browser = None
+        self.call(self._start, executable)
+
+    def _start(self, executable: Path) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(executable_path=str(executable), args=FLAGS)
+
+    def call(self, function: Any, *args: Any) -> Any:
+        return self._thread.submit(function, *args).result()
+
+    def new_page(self) -> Any:
+        return self.call(lambda: self._browser.new_page(viewport=VIEWPORT))
+
+    def close(self) -> None:
+        def stop() -> None:
+            self._browser.close()
+            self._playwright.stop()
+
+        self.call(stop)
+        self._thread.shutdown()
+
+
 @dataclass
 class ComfyPage:
     """The frontend of one server, open in one tab; `messages` is every console line and page error it logged."""
 
+    browser: Browser
     page: Any
     url: str
     extension: str  # the URL prefix the pack's JavaScript is served under, /extensions/<folder>/
@@ -38,7 +72,7 @@ class ComfyPage:
             "const app = window.comfyAPI.app.app; const api = window.comfyAPI.api.api;"
             f"const ext = (name) => import('{self.extension}' + name + '.js');"
         )
-        return self.page.evaluate(f"async (arg) => {{ {prelude} {body} }}", arg)
+        return self.browser.call(self.page.evaluate, f"async (arg) => {{ {prelude} {body} }}", arg)
 
     def load(self, workflow: dict) -> None:
         """Open `workflow` as a fresh tab would and wait until the extension has shaped it."""
@@ -52,7 +86,7 @@ class ComfyPage:
 
     def settle(self, ms: int = 150) -> None:
         # The extension reacts to a change once the event that made it is over, then redraws on the next frame.
-        self.page.wait_for_timeout(ms)
+        self.browser.call(self.page.wait_for_timeout, ms)
         self.js("await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
     def set_setting(self, setting: str, value: Any) -> None:
@@ -79,8 +113,14 @@ class ComfyPage:
 
     def screenshot(self, path: Path) -> Path:
         self.settle()
-        self.page.screenshot(path=str(path))
+        self.browser.call(lambda: self.page.screenshot(path=str(path)))
         return path
+
+    def wait(self, ms: int) -> None:
+        self.browser.call(self.page.wait_for_timeout, ms)
+
+    def close(self) -> None:
+        self.browser.call(self.page.close)
 
 
 def seed_settings(server_url: str, settings: dict[str, Any]) -> None:
@@ -92,18 +132,22 @@ def seed_settings(server_url: str, settings: dict[str, Any]) -> None:
         pass
 
 
-def open_frontend(browser: Any, server_url: str, extension: str, timeout_ms: float = 120_000) -> ComfyPage:
+def open_frontend(browser: Browser, server_url: str, extension: str, timeout_ms: float = 120_000) -> ComfyPage:
     seed_settings(server_url, FIRST_RUN_SETTINGS)
-    page = browser.new_page(viewport=VIEWPORT)
-    comfy = ComfyPage(page, server_url, extension)
-    page.on("console", lambda message: comfy.messages.append((message.type, _console_text(message))))
-    page.on("pageerror", lambda error: comfy.messages.append(("pageerror", f"{error}\n{error.stack or ''}")))
-    page.goto(server_url)
-    page.wait_for_function(
-        "() => window.comfyAPI?.app?.app?.graph && window.comfyAPI.app.app.canvas && "
-        "window.comfyAPI.app.app.extensions?.some((e) => e.name === 'Discomfort.Loops')",
-        timeout=timeout_ms,
-    )
+    page = browser.new_page()
+    comfy = ComfyPage(browser, page, server_url, extension)
+
+    def start() -> None:
+        page.on("console", lambda message: comfy.messages.append((message.type, _console_text(message))))
+        page.on("pageerror", lambda error: comfy.messages.append(("pageerror", f"{error}\n{error.stack or ''}")))
+        page.goto(server_url)
+        page.wait_for_function(
+            "() => window.comfyAPI?.app?.app?.graph && window.comfyAPI.app.app.canvas && "
+            "window.comfyAPI.app.app.extensions?.some((e) => e.name === 'Discomfort.Loops')",
+            timeout=timeout_ms,
+        )
+
+    browser.call(start)
     return comfy
 
 

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes" / "discomfort_testing"
 # Deliberately not "discomfort": ComfyUI must load the pack whatever its folder is called.
 CUSTOM_NODE_NAME = "comfyui-discomfort"
+VUE_NODES = "Comfy.VueNodes.Enabled"  # the frontend setting that switches to Nodes 2.0, the Vue renderer
+SETTINGS = ("Discomfort.Badges", "Discomfort.BodyHighlight", "Discomfort.IterationCounter")
 
 
 def comfyui_root() -> Path:
@@ -65,16 +67,14 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     """Debian's chromium, headless, driven by Playwright; one for the session."""
-    from browser import CHROMIUM, FLAGS
-    from playwright.sync_api import sync_playwright
+    from browser import CHROMIUM, Browser
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `python3 tools/dev.py test` installs it as root (apt-get install "
                     "chromium)", pytrace=False)  # fmt: skip
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
+    launched = Browser()
+    yield launched
+    launched.close()
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +84,26 @@ def frontend(server, browser):
 
     page = open_frontend(browser, server.url, f"/extensions/{CUSTOM_NODE_NAME}/")
     yield page
-    page.page.close()
+    page.close()
+
+
+@pytest.fixture
+def ui(frontend):
+    """The session's page, classic canvas, every Discomfort setting on; no extension error by the end."""
+    for setting in SETTINGS:
+        frontend.set_setting(setting, True)
+    frontend.set_setting(VUE_NODES, False)
+    frontend.messages.clear()
+    yield frontend
+    assert frontend.extension_errors() == []
+
+
+@pytest.fixture(params=["classic", "nodes 2.0"])
+def renderer(request, ui):
+    """Both renderers: the classic canvas and Nodes 2.0 (the Vue renderer)."""
+    ui.set_setting(VUE_NODES, request.param != "classic")
+    ui.wait(500)
+    return request.param
 
 
 @pytest.fixture

@@ -12,36 +12,16 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SETTINGS
 
 pytestmark = pytest.mark.comfy
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_workflows"
-VUE = "Comfy.VueNodes.Enabled"
-SETTINGS = ("Discomfort.Badges", "Discomfort.BodyHighlight", "Discomfort.IterationCounter")
 
 
 def example(name: str) -> dict:
     return json.loads((EXAMPLES / f"{name}.json").read_text())
-
-
-@pytest.fixture
-def ui(frontend):
-    """The session's page, classic canvas, every Discomfort setting on; no extension error by the end."""
-    for setting in SETTINGS:
-        frontend.set_setting(setting, True)
-    frontend.set_setting(VUE, False)
-    frontend.messages.clear()
-    yield frontend
-    assert frontend.extension_errors() == []
-
-
-@pytest.fixture(params=["classic", "nodes 2.0"])
-def renderer(request, ui):
-    """Both renderers: the classic canvas and Nodes 2.0 (the Vue renderer)."""
-    ui.set_setting(VUE, request.param != "classic")
-    ui.page.wait_for_timeout(500)
-    return request.param
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------

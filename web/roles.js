@@ -98,6 +98,19 @@ class Adjacency {
     return this.parents.has(id);
   }
 
+  /** These edges and `extra` ones ([from, to] pairs), as a new Adjacency for walks only. */
+  with(extra) {
+    const copy = Object.create(Adjacency.prototype);
+    copy.parents = new Map([...this.parents].map(([id, set]) => [id, new Set(set)]));
+    copy.children = new Map([...this.children].map(([id, set]) => [id, new Set(set)]));
+    copy.fedInputs = this.fedInputs;
+    for (const [from, to] of extra) {
+      copy.children.get(from)?.add(to);
+      copy.parents.get(to)?.add(from);
+    }
+    return copy;
+  }
+
   ancestors(start) {
     return walk(start, this.parents);
   }
@@ -145,8 +158,11 @@ function portOf(node, adjacency) {
   };
 }
 
-/** Entries and exits of the ports of one body; fills in each port's role and problems. */
-function assignRoles(ports, adjacency, scope) {
+/** Entries and exits of the ports of one body; fills in each port's role and problems, returns the body's.
+ * `flow` is the graph with each loop's ports leading into its loop node: a value that enters a loop nested in the
+ * body comes out of that loop node, so a port after the nested loop is downstream of one before it. */
+function assignRoles(ports, flow, scope) {
+  const problems = [];
   const byUid = new Map();
   for (const port of ports) {
     port.scope = scope;
@@ -162,8 +178,8 @@ function assignRoles(ports, adjacency, scope) {
   for (const [uid, chain] of byUid) {
     const ids = new Set(chain.map((port) => port.id));
     for (const port of chain) {
-      const before = [...adjacency.ancestors([port.id])].some((id) => ids.has(id));
-      const after = [...adjacency.descendants([port.id])].some((id) => ids.has(id));
+      const before = [...flow.ancestors([port.id])].some((id) => ids.has(id));
+      const after = [...flow.descendants([port.id])].some((id) => ids.has(id));
       port.entry = port.mode !== Mode.OUTPUT && !before;
       port.exit = port.mode !== Mode.INPUT && !after && uid !== ITERATION_UID;
       if (uid === ITERATION_UID && port.mode === Mode.OUTPUT) {
@@ -176,12 +192,13 @@ function assignRoles(ports, adjacency, scope) {
     }
     const last = chain.filter((port) => port.exit);
     if (last.length > 1) {
-      const named = last.map((port) => port.id).join(", ");
-      for (const port of last) port.problems.push(`uid '${uid}' has ${last.length} exits (nodes ${named})`);
+      const problem = `uid '${uid}' has ${last.length} exits (nodes ${last.map((port) => port.id).join(", ")})`;
+      for (const port of last) port.problems.push(problem);
+      problems.push(problem);
     }
     if (last.length) exits.set(uid, last.map((port) => port.id));
   }
-  return { entries, exits };
+  return { entries, exits, problems };
 }
 
 function bodyNodes(entries, exits, adjacency) {
@@ -216,6 +233,11 @@ export function analyse(graph) {
       problems: [],
     });
   }
+  const flow = adjacency.with(
+    [...loops.values()].flatMap((loop) =>
+      linked.filter((port) => loop.body && port.tags.includes(loop.body)).map((port) => [port.id, loop.id]),
+    ),
+  );
   for (const loop of loops.values()) {
     if (!loop.body) {
       loop.problems.push("the body name is empty: name it and tag the body's ports with it");
@@ -226,17 +248,18 @@ export function analyse(graph) {
       loop.problems.push(`no DiscomfortPort is tagged '${loop.body}'`);
       continue;
     }
-    const { entries, exits } = assignRoles(loop.ports, adjacency, loop.id);
+    const { entries, exits, problems } = assignRoles(loop.ports, flow, loop.id);
     const { seed, lighter } = bodyNodes(entries, exits, adjacency);
     Object.assign(loop, { entries, exits, seed, nodes: new Set([...seed, ...lighter]), lighter });
+    loop.problems.push(...problems);
   }
   nestBodies(loops, adjacency);
   for (const loop of loops.values()) checkSettings(loop, byId.get(loop.id));
   // A workflow file is a body of its own: every linked port that no loop's body holds.
   const inBodies = new Set([...loops.values()].flatMap((loop) => [...loop.nodes]));
   const free = linked.filter((port) => !port.scope && !inBodies.has(port.id));
-  const { entries, exits } = assignRoles(free, adjacency, "workflow");
-  return { ports, loops, workflow: { entries, exits, ports: free } };
+  const { entries, exits, problems } = assignRoles(free, flow, "workflow");
+  return { ports, loops, workflow: { entries, exits, ports: free, problems } };
 }
 
 /** A loop inside another's body brings its own body along; a loop may not sit in its own body. */
@@ -300,6 +323,7 @@ export function exitUids(loop) {
 /** The analysis as plain JSON, for tests and for comparing with the Python backend. */
 export function toPlain(analysis) {
   const sorted = (ids) => [...ids].sort(compareIds);
+  const byUid = (map) => Object.fromEntries([...map].map(([uid, ids]) => [uid, sorted(ids)]));
   const ports = {};
   for (const port of analysis.ports.values()) {
     ports[port.id] = {
@@ -316,12 +340,13 @@ export function toPlain(analysis) {
       body: loop.body,
       nodes: sorted(loop.nodes),
       lighter: sorted(loop.lighter),
-      exits: Object.fromEntries([...loop.exits].map(([uid, ids]) => [uid, sorted(ids)])),
-      entries: Object.fromEntries([...loop.entries].map(([uid, ids]) => [uid, sorted(ids)])),
+      entries: byUid(loop.entries),
+      exits: byUid(loop.exits),
       problems: loop.problems,
     };
   }
-  return { ports, loops };
+  const { entries, exits } = analysis.workflow;
+  return { ports, loops, workflow: { entries: byUid(entries), exits: byUid(exits) } };
 }
 
 export function compareIds(a, b) {
