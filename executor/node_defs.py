@@ -20,7 +20,8 @@ class LiveNodeDefs(Mapping[str, NodeDef]):
             node_class = nodes.NODE_CLASS_MAPPINGS[class_type]
             self._cache[class_type] = node_def(class_type, node_class.INPUT_TYPES(),
                                                getattr(node_class, "RETURN_TYPES", ()),
-                                               bool(getattr(node_class, "OUTPUT_NODE", False)))  # fmt: skip
+                                               bool(getattr(node_class, "OUTPUT_NODE", False)),
+                                               getattr(node_class, "RETURN_NAMES", None) or ())  # fmt: skip
         return self._cache[class_type]
 
     def __contains__(self, class_type: object) -> bool:

@@ -295,3 +295,35 @@ def test_list_widgets_are_wrapped_and_api_prompts_pass_through():
     assert ui_to_api(wf([n(1, "Lst", [[1, 2]])], []), defs)["1"]["inputs"] == {"v": {"__value__": [1, 2]}}
     api = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}}
     assert ui_to_api(api, DEFS) == api
+
+
+LOOP_OUTPUTS = ("value_1", "value_2", "accumulated_1", "accumulated_2", "iterations")
+LOOP = node_def("DiscomfortLoop", {"required": {"uids": ("STRING", {"default": ""})}}, ["*", "*", "*", "*", "INT"],
+                output_names=LOOP_OUTPUTS)  # fmt: skip
+
+
+def named(name, kind="*", links=()):
+    return {"name": name, "type": kind, "links": list(links)}
+
+
+def test_links_out_of_a_node_showing_some_outputs_go_to_the_outputs_they_name():
+    # Discomfort's frontend shows a loop's sockets in use only: accumulated_2 at slot 1 is the definition's 4th output.
+    defs = {**DEFS, "DiscomfortLoop": LOOP}
+    loop = n(1, "DiscomfortLoop", ["a"], outputs=[named("value_1", links=[1]), named("accumulated_2", links=[2]),
+                                                  named("iterations", "INT", links=[3])])  # fmt: skip
+    nodes = [loop, *(n(k, "SaveImage", ["x"], inputs=[socket("images", link=k - 1)]) for k in (2, 3, 4))]
+    prompt = ui_to_api(wf(nodes, [(1, 1, 0, 2, 0, "*"), (2, 1, 1, 3, 0, "*"), (3, 1, 2, 4, 0, "INT")]), defs)
+    assert [prompt[str(k)]["inputs"]["images"] for k in (2, 3, 4)] == [["1", 0], ["1", 3], ["1", 4]]
+
+
+def test_slots_named_as_the_definition_or_not_at_all_stay_where_they_are():
+    defs = {**DEFS, "DiscomfortLoop": LOOP,
+            "Two": node_def("Two", {"required": {}}, ["IMAGE", "IMAGE"], output_names=("IMAGE", "IMAGE"))}  # fmt: skip
+    every = [named(name, links=[k + 1] if k == 3 else []) for k, name in enumerate(LOOP_OUTPUTS)]
+    unnamed = [named("*", links=[5] if k == 3 else []) for k in range(5)]
+    nodes = [n(1, "DiscomfortLoop", ["a"], outputs=every), n(2, "DiscomfortLoop", ["a"], outputs=unnamed),
+             n(3, "Two", outputs=[named("IMAGE"), named("IMAGE", links=[6])]),
+             *(n(k, "SaveImage", ["x"], inputs=[socket("images", link=k)]) for k in (4, 5, 6))]  # fmt: skip
+    links = [(4, 1, 3, 4, 0, "*"), (5, 2, 3, 5, 0, "*"), (6, 3, 1, 6, 0, "IMAGE")]
+    prompt = ui_to_api(wf(nodes, links), defs)
+    assert [prompt[str(k)]["inputs"]["images"] for k in (4, 5, 6)] == [["1", 3], ["2", 3], ["3", 1]]

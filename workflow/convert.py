@@ -10,7 +10,9 @@ The same steps as the frontend's graphToPrompt, from node definitions instead of
   nodes pass their input of the matching type through;
 - subgraphs (`definitions.subgraphs`, nested) are flattened into ids `outer:inner`, their promoted widgets
   (`properties.proxyWidgets`) applied to the inner nodes;
-- links may be v0.4 arrays or v1 objects.
+- links may be v0.4 arrays or v1 objects; a link leaves the output its slot names: a node whose outputs are not all
+  shown (Discomfort's loop nodes show the value sockets in use only) saves each output's name, and the API prompt
+  needs the definition's position of that name.
 Node types that no definition knows are reported together, by id and type.
 """
 
@@ -117,7 +119,17 @@ class _Converter:
         if kind == "PrimitiveNode":
             values = node.get("widgets_values") or []
             return _Constant(values[0]) if values else _MISSING
-        return [origin, slot]
+        return [origin, self._output_position(node, slot)]
+
+    def _output_position(self, node: Mapping[str, Any], slot: int) -> int:
+        """The definition's index of the output a UI slot names. Frontends name every slot after the definition's
+        output at its position, so this is `slot` unless the node shows only some of its outputs; names repeat
+        across outputs (two "IMAGE"s), so only a name the definition gives once is followed."""
+        names = getattr(self.defs.get(node["type"]), "output_names", ())
+        name = _slot_name(node.get("outputs"), slot)
+        if name is None or names.count(name) != 1 or (slot < len(names) and names[slot] == name):
+            return slot
+        return names.index(name)
 
     def _follow(self, target: tuple[str, int], seen: frozenset) -> Any:
         source = self.incoming.get(target)
@@ -278,6 +290,14 @@ def _link_ends(link: Any) -> tuple[Any, int, Any, int]:
         except (KeyError, TypeError, ValueError):
             pass
     raise WorkflowError(f"malformed link {str(link)[:80]}")
+
+
+def _slot_name(outputs: Any, slot: int) -> str | None:
+    try:
+        name = outputs[slot].get("name")
+    except (IndexError, TypeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _slot_type(outputs: Any, slot: int) -> str:

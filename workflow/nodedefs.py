@@ -68,6 +68,7 @@ class NodeDef:
     inputs: tuple[InputDef, ...]
     outputs: tuple[str, ...] = ()
     output_node: bool = False
+    output_names: tuple[str, ...] = ()  # RETURN_NAMES, when known: what the frontend names each output slot
 
     @property
     def widgets(self) -> tuple[InputDef, ...]:
@@ -78,7 +79,7 @@ class NodeDef:
 
 
 def node_def(class_type: str, input_types: Mapping[str, Any], outputs: Sequence[str] = (),
-             output_node: bool = False) -> NodeDef:  # fmt: skip
+             output_node: bool = False, output_names: Sequence[str] = ()) -> NodeDef:  # fmt: skip
     """A NodeDef from a node class's INPUT_TYPES() result (required inputs first, then optional, as the frontend)."""
     inputs = []
     for category, required in (("required", True), ("optional", False)):
@@ -97,4 +98,5 @@ def node_def(class_type: str, input_types: Mapping[str, Any], outputs: Sequence[
                 inputs.append(InputDef(name, "COMBO", options, required, tuple(options.get("options") or ())))
             else:
                 inputs.append(InputDef(name, str(kind), options, required))
-    return NodeDef(class_type, tuple(inputs), tuple(str(kind) for kind in outputs), output_node)
+    return NodeDef(class_type, tuple(inputs), tuple(str(kind) for kind in outputs), output_node,
+                   tuple(str(name) for name in output_names))  # fmt: skip
