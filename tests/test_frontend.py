@@ -62,3 +62,93 @@ def test_port_badges_show_mode_uid_and_role(ui, tmp_path):
     assert "OUTPUT · settled · exit" in badges["8"]
     assert not [text for text in badges["5"] if "·" in text]  # not a port
     ui.screenshot(tmp_path / "refine.png")
+
+
+def test_badges_follow_link_and_uid_changes_and_warn(ui):
+    ui.load(example("refine_until_settled"))
+    # A preview of the exit (issue 13's case): the exit becomes PASSTHRU and stays the exit.
+    ui.js(
+        "const preview = LiteGraph.createNode('PreviewImage'); preview.pos = [1600, 0]; app.graph.add(preview);"
+        "app.graph.getNodeById(6).connect(0, preview, 0);"
+    )
+    ui.settle()
+    badges = ui.badges()
+    assert "PASSTHRU · image · exit" in badges["6"]
+    # A second exit for one uid, and an empty uid: both flagged on the ports at fault.
+    ui.js(
+        "const extra = LiteGraph.createNode('DiscomfortPort'); extra.pos = [1300, 700]; app.graph.add(extra);"
+        "extra.widgets.find((w) => w.name === 'unique_id').value = 'settled';"
+        "extra.widgets.find((w) => w.name === 'tags').value = 'loop';"
+        "app.graph.getNodeById(7).connect(1, extra, 0);"
+        "const entry = app.graph.getNodeById(4).widgets.find((w) => w.name === 'unique_id');"
+        "entry.value = ''; entry.callback?.('');"
+    )
+    ui.settle()
+    badges = ui.badges()
+    extra = max(int(node_id) for node_id in badges)
+    assert any(text.startswith("⚠ uid 'settled' has 2 exits") for text in badges["8"])
+    assert any(text.startswith("⚠ uid 'settled' has 2 exits") for text in badges[str(extra)])
+    assert "PASSTHRU · no uid" in badges["4"] and "⚠ empty unique_id" in badges["4"]
+    colours = ui.js("return app.graph.getNodeById(4).badges.map((b) => (typeof b === 'function' ? b() : b).bgColor)")
+    assert colours.count("#b3261e") == 2  # the warning colour, on the mode badge and on the warning
+
+
+def test_port_sockets_take_the_linked_type_and_refuse_an_image_into_a_vae_input(ui, tmp_path):
+    ui.load(example("refine_until_settled"))
+    types = ui.js(
+        "const port = (id) => app.graph.getNodeById(id);"
+        "return [4, 6, 8].map((id) => [port(id).inputs[0].type, port(id).outputs[0].type]);"
+    )
+    # The entry takes what its consumers need and gives what feeds it; the exits give what feeds them.
+    assert types == [["IMAGE", "IMAGE"], ["*", "IMAGE"], ["*", "BOOLEAN"]]
+    refused = ui.js(
+        "const decode = LiteGraph.createNode('VAEDecode'); decode.pos = [1700, 0]; app.graph.add(decode);"
+        "const blur = app.graph.getNodeById(5);"
+        "const viaPort = app.graph.getNodeById(6).connect(0, decode, 'vae');"
+        "const linkColour = app.graph.links.get(app.graph.getNodeById(4).outputs[0].links[0]).type;"
+        "return {viaPort: viaPort ?? null, vaeLink: decode.inputs.find((i) => i.name === 'vae').link, linkColour};"
+    )
+    assert refused == {"viaPort": None, "vaeLink": None, "linkColour": "IMAGE"}
+    ui.screenshot(tmp_path / "typed.png")
+
+
+def test_a_loop_shows_the_sockets_in_use_named_by_uid_and_queues_the_backends_positions(ui, comfy):
+    from discomfort.executor.node_defs import LiveNodeDefs
+    from discomfort.workflow.convert import ui_to_api
+
+    ui.load(example("refine_until_settled"))
+    sockets = loop_sockets(ui, 10)
+    assert sockets["outputs"] == [["value_1", "image", "IMAGE"], ["iterations", "iterations", "INT"]]
+    assert sockets["inputs"] == [["value_1", "image", "IMAGE"]]
+    # Accumulating the image adds its socket, in the backend's order; a preview takes it.
+    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'accumulate'); w.value = 'image'; w.callback?.('image');")
+    ui.settle()
+    ui.js(
+        "const loop = app.graph.getNodeById(10); const preview = LiteGraph.createNode('PreviewImage');"
+        "preview.pos = [1100, 1100]; app.graph.add(preview);"
+        "loop.connect(loop.outputs.findIndex((o) => o.name === 'accumulated_1'), preview, 0);"
+        "window.__preview = preview.id;"
+    )
+    ui.settle()
+    sockets = loop_sockets(ui, 10)
+    assert [output[:2] for output in sockets["outputs"]] == [
+        ["value_1", "image"], ["accumulated_1", "image (all)"], ["iterations", "iterations"]
+    ]  # fmt: skip
+    queued = ui.js("const p = await app.graphToPrompt(); return [p.output, window.__preview];")
+    prompt, preview = queued
+    backend = ui.js("return app.graph.getNodeById(10).constructor.nodeData.output_name")
+    assert prompt[str(preview)]["inputs"]["images"] == ["10", backend.index("accumulated_1")]
+    assert prompt["11"]["inputs"]["images"] == ["10", backend.index("value_1")]
+    # The saved workflow converts to the same prompt in Python, and opens again with the same sockets.
+    saved = ui.js("return app.graph.serialize()")
+    assert ui_to_api(saved, LiveNodeDefs())[str(preview)]["inputs"]["images"] == ["10", backend.index("accumulated_1")]
+    ui.load(saved)
+    assert loop_sockets(ui, 10) == sockets
+    again = ui.js("return (await app.graphToPrompt()).output")
+    assert again[str(preview)]["inputs"]["images"] == ["10", backend.index("accumulated_1")]
+    # Unlisting a uid drops its unlinked socket; a linked one stays, labelled unused.
+    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'uids'); w.value = ''; w.callback?.('');")
+    ui.settle()
+    assert [output[:2] for output in loop_sockets(ui, 10)["outputs"]] == [
+        ["value_1", "value_1 (unused)"], ["accumulated_1", "image (all)"], ["iterations", "iterations"]
+    ]  # fmt: skip

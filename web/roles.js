@@ -42,7 +42,7 @@ export function parseList(raw) {
 }
 
 export function roleName(port) {
-  if (!port.scope) return null;
+  if (!port.scope || !port.uid) return null;
   if (port.entry && port.exit) return "entry · exit";
   if (port.entry) return "entry";
   if (port.exit) return "exit";
