@@ -152,3 +152,36 @@ def test_a_loop_shows_the_sockets_in_use_named_by_uid_and_queues_the_backends_po
     assert [output[:2] for output in loop_sockets(ui, 10)["outputs"]] == [
         ["value_1", "value_1 (unused)"], ["accumulated_1", "image (all)"], ["iterations", "iterations"]
     ]  # fmt: skip
+
+
+def pixels_beside_nodes(ui, tmp_path: Path, name: str) -> dict[str, tuple[int, int, int]]:
+    """The screen's colour just left of each node, inside the margin a body's tint covers."""
+    from PIL import Image
+
+    points = ui.js(
+        "const box = app.canvas.canvas.getBoundingClientRect(); const out = {};"
+        "for (const n of app.graph.nodes) {"
+        "  const [x, y] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] - 7, n.pos[1] + n.size[1] / 2]);"
+        "  out[n.id] = [Math.round(box.left + x), Math.round(box.top + y)]; }"
+        "return out;"
+    )
+    image = Image.open(ui.screenshot(tmp_path / name)).convert("RGB")
+    return {node_id: image.getpixel(tuple(point)) for node_id, point in points.items()}
+
+
+def test_the_body_highlight_covers_exactly_the_body(ui, tmp_path):
+    ui.load(example("refine_until_settled"))
+    ui.js("app.canvas.ds.scale = 0.8; app.canvas.ds.offset = [120, 260]; app.canvas.setDirty(true, true)")
+    regions = ui.js(
+        "const { hullRegions } = await ext('hull'); const { GraphState } = await ext('state');"
+        "const state = new GraphState(() => app.graph);"
+        "return hullRegions(state.current(), app.graph).map((r) => ({loop: r.loopId, run: r.run.length,"
+        " once: r.once.length}));"
+    )
+    body = ui.analysis()["loops"]["10"]
+    assert regions == [{"loop": "10", "run": len(body["nodes"]) - len(body["lighter"]), "once": len(body["lighter"])}]
+    tinted = pixels_beside_nodes(ui, tmp_path, "highlight.png")
+    ui.set_setting("Discomfort.BodyHighlight", False)
+    plain = pixels_beside_nodes(ui, tmp_path, "no-highlight.png")
+    changed = {node_id for node_id in plain if max(abs(a - b) for a, b in zip(tinted[node_id], plain[node_id])) > 6}
+    assert changed == set(body["nodes"])
