@@ -267,3 +267,49 @@ def test_a_failed_loop_says_which_iteration_failed(ui):
     assert run(ui) == "execution_error"
     ui.settle()
     assert counter_text(ui, 5).startswith("✗ failed at 6/8")
+
+
+def newest(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime)
+    assert found, f"nothing matches {pattern} in {folder}"
+    return found[-1]
+
+
+def test_wrapping_imageblur_in_a_loop_gives_the_refinement_examples_pixels(ui, server, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    refine = example("refine_until_settled")
+    ui.load(refine)
+    assert run(ui) == "execution_success"
+    settled = int(counter_text(ui, 10).removeprefix("✓ settled after ").split("/")[0])
+    expected = np.asarray(Image.open(newest(server.base_directory / "output" / "refine", "final_*.png")))
+    # The same nodes without ports or loop: the background, the square, the composite, one blur, a save.
+    plain = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 96, "batch_size": 1, "color": 0x202040}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 0xFFD040}},
+        "3": {"class_type": "ImageCompositeMasked", "inputs": {"destination": ["1", 0], "source": ["2", 0], "x": 32,
+                                                               "y": 32, "resize_source": False}},
+        "5": {"class_type": "ImageBlur", "inputs": {"image": ["3", 0], "blur_radius": 2, "sigma": 1.0}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "wrapped/final"}},
+    }  # fmt: skip
+    ui.js("app.loadApiJson(arg, 'wrap.json')", plain)
+    ui.settle()
+    ui.js("app.canvas.selectItems([app.graph.getNodeById(5)]);"
+          "await app.extensionManager.command.execute('Discomfort.WrapInLoop')")  # fmt: skip
+    ui.settle()
+    analysis = ui.analysis()
+    (loop_id, loop), = analysis["loops"].items()
+    assert loop["problems"] == []
+    assert set(loop["entries"]) == set(loop["exits"]) == {"image"}  # the IMAGE pair in and out is carried
+    assert {analysis["ports"][i]["mode"] for i in loop["entries"]["image"] + loop["exits"]["image"]} == {
+        "PASSTHRU", "OUTPUT"}  # fmt: skip
+    wired = node_of(ui, 11, "const link = app.graph.links.get(node.inputs[0].link);"
+                    "return [String(link.origin_id), app.graph.getNodeById(link.origin_id).outputs[link.origin_slot].name];")  # fmt: skip
+    assert wired == [loop_id, "value_1"]
+    ui.fit()
+    ui.screenshot(tmp_path / "wrapped.png")
+    node_of(ui, int(loop_id), f"const w = node.widgets.find((w) => w.name === 'iterations'); w.value = {settled};")
+    assert run(ui) == "execution_success"
+    got = np.asarray(Image.open(newest(server.base_directory / "output" / "wrapped", "final_*.png")))
+    assert np.array_equal(got, expected)

@@ -102,22 +102,29 @@ export function wrapInLoop(graph, selectedNodes, shapeSockets) {
     const match = free.findIndex((entry) => entry.type === out.type && out.type && out.type !== "*");
     if (match !== -1) pairs.set(out, free.splice(match, 1)[0]);
   }
-  const [left, top, right, bottom] = bounds(nodes);
+  const [left, , right, bottom] = bounds(nodes);
   const uidOf = new Map();
   outgoing.forEach((out) => uidOf.set(out, uidFor(out.type, out.name, takenUids)));
   for (const [out, entry] of pairs) uidOf.set(entry, uidOf.get(out));
   free.forEach((entry) => uidOf.set(entry, uidFor(entry.type, entry.targets[0]?.name, takenUids)));
 
-  incoming.forEach((entry, index) => {
-    const port = addPort(graph, [left - 260, top + index * 110], uidOf.get(entry), body);
+  // Ports in a row under the selection (entries left, exits right), the loop node under them: the selection and
+  // its neighbours stay where the user put them.
+  const row = bottom + GAP;
+  let x = left;
+  const place = (uid) => {
+    const port = addPort(graph, [x, row], uid, body);
+    x += port.size[0] + GAP / 2;
+    return port;
+  };
+  for (const entry of incoming) {
+    const port = place(uidOf.get(entry));
     entry.origin.connect(entry.slot, port, 0);
     for (const target of entry.targets) port.connect(0, target.node, target.slot);
-  });
-  outgoing.forEach((out, index) => {
-    const port = addPort(graph, [right + GAP, top + index * 110], uidOf.get(out), body);
-    out.origin.connect(out.slot, port, 0);
-  });
-  const loopNode = addNode(graph, LOOP, [left, bottom + GAP + 40]);
+  }
+  x = Math.max(x, right - 220);
+  for (const out of outgoing) out.origin.connect(out.slot, place(uidOf.get(out)), 0);
+  const loopNode = addNode(graph, LOOP, [left, row + 140]);
   setWidget(loopNode, "body", body);
   setWidget(loopNode, "uids", outgoing.map((out) => uidOf.get(out)).join(", "));
   shapeSockets(loopNode);

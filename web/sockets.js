@@ -64,6 +64,11 @@ function typePort(graph, node) {
   let changed = input.type !== inType || output.type !== outType;
   input.type = inType;
   output.type = outType;
+  const fed = linkById(graph, input.link);
+  if (fed && upstream && fed.type !== upstream) {
+    fed.type = upstream; // the link's colour: LiteGraph typed it after the wildcard socket it entered
+    changed = true;
+  }
   for (const id of [...(output.links ?? [])]) {
     const link = linkById(graph, id);
     if (!link) continue;
