@@ -313,3 +313,73 @@ def test_wrapping_imageblur_in_a_loop_gives_the_refinement_examples_pixels(ui, s
     assert run(ui) == "execution_success"
     got = np.asarray(Image.open(newest(server.base_directory / "output" / "wrapped", "final_*.png")))
     assert np.array_equal(got, expected)
+
+
+def menu_texts(items) -> list:
+    return [item and item.get("content") for item in items]
+
+
+def test_pickers_offer_the_bodys_exit_uids_and_checks_flag_the_loop_before_it_runs(ui):
+    ui.load(example("refine_until_settled"))
+    menu = node_of(ui, 10, "return app.extensions.find((e) => e.name === 'Discomfort.Loops').getNodeMenuItems(node)"
+                   ".filter(Boolean).map((item) => ({content: item.content, options: (item.submenu?.options ?? [])"
+                   ".map((o) => o.content)}));")  # fmt: skip
+    by_name = {item["content"]: item["options"] for item in menu}
+    assert by_name["Discomfort: Values (uids)"] == ["☑ image", "☐ settled"]
+    assert by_name["Discomfort: Accumulate"] == ["☐ image", "☐ settled"]
+    assert by_name["Discomfort: Stop when"] == ["○ (never: run every iteration)", "○ image", "● settled"]
+    assert "Discomfort: Select loop body" in by_name
+    # Picking from a list sets the widget, and the sockets follow.
+    node_of(ui, 10, "const item = app.extensions.find((e) => e.name === 'Discomfort.Loops').getNodeMenuItems(node)"
+            ".find((i) => i?.content === 'Discomfort: Accumulate'); item.submenu.options[1].callback();")  # fmt: skip
+    ui.settle()
+    assert node_of(ui, 10, "return node.widgets.find((w) => w.name === 'accumulate').value") == "settled"
+    assert ["accumulated_1", "settled (all)", "*"] in loop_sockets(ui, 10)["outputs"]
+    # A stop_when no exit gives and a body no port carries are flagged on the loop node.
+    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'stop_when'); w.value = 'done'; w.callback?.('done');")
+    ui.settle()
+    assert "⚠ stop_when: no exit gives 'done'" in ui.badges()["10"]
+    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'body'); w.value = 'nothing'; w.callback?.('x');")
+    ui.settle()
+    assert "⚠ no DiscomfortPort is tagged 'nothing'" in ui.badges()["10"]
+
+
+def test_select_body_and_add_ports_from_the_loop_node(ui):
+    ui.load(example("refine_until_settled"))
+    selected = ui.js(
+        "app.canvas.selectItems([app.graph.getNodeById(10)]);"
+        "await app.extensionManager.command.execute('Discomfort.SelectLoopBody');"
+        "return [...app.canvas.selectedItems].map((n) => String(n.id));"
+    )
+    assert sorted(selected, key=int) == ui.analysis()["loops"]["10"]["nodes"]
+    # The loop's toolbox offers its menu; adding an entry port for 'settled' tags it with the body.
+    assert ui.js("return app.extensions.find((e) => e.name === 'Discomfort.Loops')"
+                 ".getSelectionToolboxCommands(app.graph.getNodeById(10))") == [
+        "Discomfort.SelectLoopBody", "Discomfort.LoopMenu"]  # fmt: skip
+    ui.js("app.canvas.selectItems([app.graph.getNodeById(10)]);"
+          "await app.extensionManager.command.execute('Discomfort.LoopMenu');")  # fmt: skip
+    ui.settle()
+    entries = ui.js("return [...document.querySelectorAll('.litecontextmenu .litemenu-entry')].map((e) => e.textContent)")
+    assert "Add entry port" in entries and "Stop when" in entries
+    ui.js("document.querySelectorAll('.litecontextmenu').forEach((menu) => menu.remove())")
+    count = ui.js("return app.graph.nodes.length")
+    node_of(ui, 10, "app.extensions.find((e) => e.name === 'Discomfort.Loops').getNodeMenuItems(node)"
+            ".find((i) => i?.content === 'Discomfort: Add entry port').submenu.options"
+            ".find((o) => o.content === \"entry port for 'settled'\").callback();")  # fmt: skip
+    ui.settle()
+    added = ui.js("const n = app.graph.nodes.at(-1); return [n.comfyClass, ...n.widgets.map((w) => w.value)]")
+    assert ui.js("return app.graph.nodes.length") == count + 1
+    assert added == ["DiscomfortPort", "settled", "loop"]
+
+
+def test_settings_switch_badges_highlight_and_counter_off(ui):
+    ui.load(example("refine_until_settled"))
+    assert "PASSTHRU · image · entry" in ui.badges()["4"]
+    ui.set_setting("Discomfort.Badges", False)
+    assert not [text for text in ui.badges()["4"] if "·" in text]
+    ui.set_setting("Discomfort.IterationCounter", False)
+    assert run(ui) == "execution_success"
+    ui.settle()
+    assert not [text for text in ui.badges()["10"] if text[:1] in "↻✓■✗"]
+    ui.set_setting("Discomfort.IterationCounter", True)
+    assert counter_text(ui, 10).startswith("✓ settled after")
