@@ -383,3 +383,29 @@ def test_settings_switch_badges_highlight_and_counter_off(ui):
     assert not [text for text in ui.badges()["10"] if text[:1] in "↻✓■✗"]
     ui.set_setting("Discomfort.IterationCounter", True)
     assert counter_text(ui, 10).startswith("✓ settled after")
+
+
+def test_nodes_2_0_shows_the_same_badges_sockets_and_highlight_live(ui, tmp_path):
+    ui.set_setting("Comfy.VueNodes.Enabled", True)
+    ui.load(example("refine_until_settled"))
+    ui.wait(800)
+    text = lambda: ui.js("return document.querySelector('.graph-canvas-container, body').innerText")  # noqa: E731
+    shown = text()
+    for badge in ("PASSTHRU · image · entry", "OUTPUT · image · exit", "OUTPUT · settled · exit"):
+        assert badge in shown
+    assert ui.js("return document.querySelectorAll('[data-node-id]').length") >= 10  # the Vue renderer is on
+    ui.js(
+        "const preview = LiteGraph.createNode('PreviewImage'); preview.pos = [1600, 0]; app.graph.add(preview);"
+        "app.graph.getNodeById(6).connect(0, preview, 0);"
+    )
+    ui.settle(500)
+    assert "PASSTHRU · image · exit" in text()
+    slots = ui.js("return [...document.querySelectorAll('[data-node-id=\"10\"] span.text-node-component-slot-text')]"
+                  ".map((s) => s.innerText.trim())"
+                  ".filter(Boolean)")  # fmt: skip
+    assert slots == ["image", "image", "iterations"], slots  # value_1 in, value_1 and iterations out
+    tinted = pixels_beside_nodes(ui, tmp_path, "nodes-2.0.png")
+    ui.set_setting("Discomfort.BodyHighlight", False)
+    plain = pixels_beside_nodes(ui, tmp_path, "nodes-2.0-no-highlight.png")
+    changed = {node_id for node_id in plain if max(abs(a - b) for a, b in zip(tinted[node_id], plain[node_id])) > 6}
+    assert set(ui.analysis()["loops"]["10"]["nodes"]) <= changed

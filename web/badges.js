@@ -53,8 +53,15 @@ export function redraw(node) {
     oldValue: node.badges,
     newValue: node.badges,
   });
-  // Frontend 1.32.9's Vue renderer re-reads a node (badges included) on this one, and ignores the first.
+  // Frontend 1.32.9's Vue renderer re-reads a node (badges and slots) on this one, and ignores the first.
   graph.trigger("node:slot-errors:changed", { nodeId: node.id });
+}
+
+/** Tells both renderers a node's sockets changed (added, removed, relabelled). */
+export function redrawSlots(node) {
+  redraw(node);
+  // Newer frontends re-read a node's slots on this event.
+  node.graph?.trigger?.("node:slot-label:changed", { nodeId: node.id });
 }
 
 export function portBadges(port) {

@@ -6,7 +6,7 @@
 import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 import { pickerItems, portItems, selectBody, wrapInLoop } from "./actions.js";
-import { Colors, portBadges, setBadges, warning } from "./badges.js";
+import { Colors, portBadges, redrawSlots, setBadges, warning } from "./badges.js";
 import { Counter } from "./counter.js";
 import { isLoop, isPort, nodesOf } from "./graph.js";
 import { drawHulls, hullRegions, loopsHolding, nodeRect } from "./hull.js";
@@ -49,7 +49,10 @@ function shapeSockets(analysis, graph) {
   if (app.configuringGraph) return false;
   let changed = typePorts(graph);
   for (const node of nodesOf(graph).filter(isLoop)) {
-    changed = shapeLoopSockets(graph, node, analysis.loops.get(String(node.id)), portType(graph)) || changed;
+    if (shapeLoopSockets(graph, node, analysis.loops.get(String(node.id)), portType(graph))) {
+      redrawSlots(node);
+      changed = true;
+    }
   }
   if (changed) state.invalidate(); // types and sockets moved: roles are read again from the new links
   return changed;

@@ -143,14 +143,15 @@ export function shapeLoopSockets(graph, node, loop, portTypes) {
     }
   }
   changed = sortSlots(graph, node, "outputs", names) || changed;
-  for (const output of node.outputs) {
-    const label = socketLabel(output.name, uids, accumulate) ?? `${output.name} (unused)`;
-    const type = outputType(output.name, uids, accumulate, typeOf);
-    if (output.label !== label || output.type !== type) {
-      output.label = label;
-      output.type = type;
+  node.outputs.forEach((slot, index) => {
+    const label = socketLabel(slot.name, uids, accumulate) ?? `${slot.name} (unused)`;
+    const type = outputType(slot.name, uids, accumulate, typeOf);
+    if (slot.label !== label || slot.localized_name !== label || slot.type !== type) {
+      node.outputs[index] = relabelled(node, slot, label, type);
       changed = true;
     }
+  });
+  for (const output of node.outputs) {
     for (const id of output.links ?? []) {
       const link = linkById(graph, id);
       if (link && link.type !== output.type) link.type = output.type; // the link's colour
@@ -173,19 +174,32 @@ export function shapeLoopSockets(graph, node, loop, portTypes) {
     }
   }
   changed = sortSlots(graph, node, "inputs", inputOrder(node)) || changed;
-  for (const input of node.inputs) {
-    if (!valueInputs.includes(input.name)) continue;
-    const uid = socketLabel(input.name, uids, []);
-    const label = uid ?? `${input.name} (unused)`;
+  node.inputs.forEach((slot, index) => {
+    if (!valueInputs.includes(slot.name)) return;
+    const uid = socketLabel(slot.name, uids, []);
+    const label = uid ?? `${slot.name} (unused)`;
     const type = uid === null ? ANY : (typeOf(uid) ?? ANY);
-    if (input.label !== label || input.type !== type) {
-      input.label = label;
-      input.type = type;
+    if (slot.label !== label || slot.localized_name !== label || slot.type !== type) {
+      node.inputs[index] = relabelled(node, slot, label, type);
       changed = true;
     }
-  }
+  });
   if (changed) node.setSize?.([node.size[0], node.computeSize()[1]]);
   return changed;
+}
+
+/** The slot with a new label and type. The classic canvas shows `label`, Nodes 2.0 of frontend 1.32.9
+ * `localized_name`, and only re-renders a slot that is a new object: so a copy, made the way LiteGraph makes its
+ * slots when it configures a node. */
+function relabelled(node, slot, label, type) {
+  slot.label = label;
+  slot.localized_name = label;
+  slot.type = type;
+  try {
+    return slot.constructor && slot.constructor !== Object ? new slot.constructor(slot, node) : { ...slot };
+  } catch {
+    return slot; // a frontend whose slots are made differently: the labels are set, shown at its next redraw
+  }
 }
 
 function outputType(name, uids, accumulate, typeOf) {
