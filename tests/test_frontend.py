@@ -7,7 +7,6 @@ console error.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -40,14 +39,15 @@ def loop_sockets(ui, node_id: int) -> dict:
     )  # fmt: skip
 
 
-# --- tests --------------------------------------------------------------------------------------------------------------
+# --- tests ---------------------------------------------------------------------------------------------------------
 
 
 def test_the_extension_registers_once_with_its_settings_and_commands(ui):
     found = ui.js(
         "const ours = app.extensions.filter((e) => e.name.startsWith('Discomfort'));"
         "return {names: ours.map((e) => e.name), settings: ours.flatMap((e) => e.settings.map((s) => s.id)),"
-        " commands: app.extensionManager.command.commands.map((c) => c.id).filter((id) => id.startsWith('Discomfort'))};"
+        " commands: app.extensionManager.command.commands.map((c) => c.id)"
+        "  .filter((id) => id.startsWith('Discomfort'))};"
     )
     assert found["names"] == ["Discomfort.Loops"]
     assert sorted(found["settings"]) == sorted(SETTINGS)
@@ -121,7 +121,9 @@ def test_a_loop_shows_the_sockets_in_use_named_by_uid_and_queues_the_backends_po
     assert sockets["outputs"] == [["value_1", "image", "IMAGE"], ["iterations", "iterations", "INT"]]
     assert sockets["inputs"] == [["value_1", "image", "IMAGE"]]
     # Accumulating the image adds its socket, in the backend's order; a preview takes it.
-    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'accumulate'); w.value = 'image'; w.callback?.('image');")
+    node_of(
+        ui, 10, "const w = node.widgets.find((w) => w.name === 'accumulate'); w.value = 'image'; w.callback?.('image');"
+    )
     ui.settle()
     ui.js(
         "const loop = app.graph.getNodeById(10); const preview = LiteGraph.createNode('PreviewImage');"
@@ -169,6 +171,19 @@ def pixels_beside_nodes(ui, tmp_path: Path, name: str) -> dict[str, tuple[int, i
     return {node_id: image.getpixel(tuple(point)) for node_id, point in points.items()}
 
 
+def tinted_nodes(ui, tmp_path: Path, name: str) -> set[str]:
+    """The nodes beside which the screen changes when the body highlight is switched off."""
+    tinted = pixels_beside_nodes(ui, tmp_path, f"{name}.png")
+    ui.set_setting("Discomfort.BodyHighlight", False)
+    plain = pixels_beside_nodes(ui, tmp_path, f"{name}-no-highlight.png")
+    ui.set_setting("Discomfort.BodyHighlight", True)
+    return {
+        node_id
+        for node_id in plain
+        if max(abs(a - b) for a, b in zip(tinted[node_id], plain[node_id], strict=True)) > 6
+    }
+
+
 def test_the_body_highlight_covers_exactly_the_body(ui, tmp_path):
     ui.load(example("refine_until_settled"))
     ui.js("app.canvas.ds.scale = 0.8; app.canvas.ds.offset = [120, 260]; app.canvas.setDirty(true, true)")
@@ -180,15 +195,15 @@ def test_the_body_highlight_covers_exactly_the_body(ui, tmp_path):
     )
     body = ui.analysis()["loops"]["10"]
     assert regions == [{"loop": "10", "run": len(body["nodes"]) - len(body["lighter"]), "once": len(body["lighter"])}]
-    tinted = pixels_beside_nodes(ui, tmp_path, "highlight.png")
-    ui.set_setting("Discomfort.BodyHighlight", False)
-    plain = pixels_beside_nodes(ui, tmp_path, "no-highlight.png")
-    changed = {node_id for node_id in plain if max(abs(a - b) for a, b in zip(tinted[node_id], plain[node_id])) > 6}
-    assert changed == set(body["nodes"])
+    assert tinted_nodes(ui, tmp_path, "highlight") == set(body["nodes"])
 
 
-def run(ui, until: str = "execution_success|execution_error|execution_interrupted", timeout_ms: int = 120_000,
-        during: str = "") -> str:
+def run(
+    ui,
+    until: str = "execution_success|execution_error|execution_interrupted",
+    timeout_ms: int = 120_000,
+    during: str = "",
+) -> str:
     """Queue the graph on screen as the Run button does; `during` runs in the page once the run is under way.
     Returns the event that ended it."""
     return ui.js(
@@ -199,7 +214,8 @@ def run(ui, until: str = "execution_success|execution_error|execution_interrupte
         "try {"
         "  await app.queuePrompt(0, 1);"
         "  if (arg.during) await (new Function('app', 'api', `return (async () => { ${arg.during} })()`))(app, api);"
-        "  const timer = new Promise((_, fail) => setTimeout(() => fail(new Error('the run did not end')), arg.timeout));"
+        "  const timer = new Promise((_, fail) =>"
+        "    setTimeout(() => fail(new Error('the run did not end')), arg.timeout));"
         "  return await Promise.race([ended, timer]);"
         "} finally { for (const [name, listener] of listeners) api.removeEventListener(name, listener); }",
         {"until": until, "timeout": timeout_ms, "during": during},
@@ -236,7 +252,8 @@ def stalling_loop(iterations: int, fail_at: int = -1) -> dict:
     """A loop whose body takes 50 ms an iteration (and fails at the iteration `fail_at`)."""
     return {
         "1": {"class_type": "DiscomfortPort", "inputs": {"unique_id": "iteration", "tags": "loop"}},
-        "2": {"class_type": "DiscomfortTestFailAt", "inputs": {"value": ["1", 0], "index": ["1", 0], "fail_at": fail_at}},
+        "2": {"class_type": "DiscomfortTestFailAt",
+              "inputs": {"value": ["1", 0], "index": ["1", 0], "fail_at": fail_at}},
         "3": {"class_type": "DiscomfortTestStall", "inputs": {"value": ["2", 0], "seconds": 0.05, "log": ""}},
         "4": {"class_type": "DiscomfortPort", "inputs": {"unique_id": "step", "tags": "loop", "value": ["3", 0]}},
         "5": {"class_type": "DiscomfortLoop", "inputs": {"body": "loop", "iterations": iterations, "uids": "step",
@@ -250,7 +267,8 @@ def test_a_cancelled_loop_says_where_it_stopped(ui, tmp_path):
     during = (
         "const loop = app.graph.getNodeById(5);"
         "const seen = () => (loop.badges ?? []).map((b) => (typeof b === 'function' ? b() : b).text).join(' ');"
-        "for (let i = 0; i < 600 && !/↻ ([3-9]|\\d\\d+)\\//.test(seen()); i++) await new Promise((r) => setTimeout(r, 50));"
+        "for (let i = 0; i < 600 && !/↻ ([3-9]|\\d\\d+)\\//.test(seen()); i++)"
+        "  await new Promise((r) => setTimeout(r, 50));"
         "await api.interrupt();"
     )
     assert run(ui, during=during) == "execution_interrupted"
@@ -299,13 +317,14 @@ def test_wrapping_imageblur_in_a_loop_gives_the_refinement_examples_pixels(ui, s
           "await app.extensionManager.command.execute('Discomfort.WrapInLoop')")  # fmt: skip
     ui.settle()
     analysis = ui.analysis()
-    (loop_id, loop), = analysis["loops"].items()
+    ((loop_id, loop),) = analysis["loops"].items()
     assert loop["problems"] == []
     assert set(loop["entries"]) == set(loop["exits"]) == {"image"}  # the IMAGE pair in and out is carried
     assert {analysis["ports"][i]["mode"] for i in loop["entries"]["image"] + loop["exits"]["image"]} == {
         "PASSTHRU", "OUTPUT"}  # fmt: skip
     wired = node_of(ui, 11, "const link = app.graph.links.get(node.inputs[0].link);"
-                    "return [String(link.origin_id), app.graph.getNodeById(link.origin_id).outputs[link.origin_slot].name];")  # fmt: skip
+                    "return [String(link.origin_id),"
+                    " app.graph.getNodeById(link.origin_id).outputs[link.origin_slot].name];")  # fmt: skip
     assert wired == [loop_id, "value_1"]
     ui.fit()
     ui.screenshot(tmp_path / "wrapped.png")
@@ -336,7 +355,9 @@ def test_pickers_offer_the_bodys_exit_uids_and_checks_flag_the_loop_before_it_ru
     assert node_of(ui, 10, "return node.widgets.find((w) => w.name === 'accumulate').value") == "settled"
     assert ["accumulated_1", "settled (all)", "*"] in loop_sockets(ui, 10)["outputs"]
     # A stop_when no exit gives and a body no port carries are flagged on the loop node.
-    node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'stop_when'); w.value = 'done'; w.callback?.('done');")
+    node_of(
+        ui, 10, "const w = node.widgets.find((w) => w.name === 'stop_when'); w.value = 'done'; w.callback?.('done');"
+    )
     ui.settle()
     assert "⚠ stop_when: no exit gives 'done'" in ui.badges()["10"]
     node_of(ui, 10, "const w = node.widgets.find((w) => w.name === 'body'); w.value = 'nothing'; w.callback?.('x');")
@@ -359,7 +380,9 @@ def test_select_body_and_add_ports_from_the_loop_node(ui):
     ui.js("app.canvas.selectItems([app.graph.getNodeById(10)]);"
           "await app.extensionManager.command.execute('Discomfort.LoopMenu');")  # fmt: skip
     ui.settle()
-    entries = ui.js("return [...document.querySelectorAll('.litecontextmenu .litemenu-entry')].map((e) => e.textContent)")
+    entries = ui.js(
+        "return [...document.querySelectorAll('.litecontextmenu .litemenu-entry')].map((e) => e.textContent)"
+    )
     assert "Add entry port" in entries and "Stop when" in entries
     ui.js("document.querySelectorAll('.litecontextmenu').forEach((menu) => menu.remove())")
     count = ui.js("return app.graph.nodes.length")
@@ -404,8 +427,4 @@ def test_nodes_2_0_shows_the_same_badges_sockets_and_highlight_live(ui, tmp_path
                   ".map((s) => s.innerText.trim())"
                   ".filter(Boolean)")  # fmt: skip
     assert slots == ["image", "image", "iterations"], slots  # value_1 in, value_1 and iterations out
-    tinted = pixels_beside_nodes(ui, tmp_path, "nodes-2.0.png")
-    ui.set_setting("Discomfort.BodyHighlight", False)
-    plain = pixels_beside_nodes(ui, tmp_path, "nodes-2.0-no-highlight.png")
-    changed = {node_id for node_id in plain if max(abs(a - b) for a, b in zip(tinted[node_id], plain[node_id])) > 6}
-    assert set(ui.analysis()["loops"]["10"]["nodes"]) <= changed
+    assert set(ui.analysis()["loops"]["10"]["nodes"]) <= tinted_nodes(ui, tmp_path, "nodes-2.0")
