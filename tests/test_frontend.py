@@ -427,4 +427,7 @@ def test_nodes_2_0_shows_the_same_badges_sockets_and_highlight_live(ui, tmp_path
                   ".map((s) => s.innerText.trim())"
                   ".filter(Boolean)")  # fmt: skip
     assert slots == ["image", "image", "iterations"], slots  # value_1 in, value_1 and iterations out
+    # A fixed view, so both screenshots show every node at the same place.
+    ui.js("app.canvas.ds.scale = 0.6; app.canvas.ds.offset = [140, 300]; app.canvas.setDirty(true, true)")
+    ui.wait(800)
     assert set(ui.analysis()["loops"]["10"]["nodes"]) <= tinted_nodes(ui, tmp_path, "nodes-2.0")
