@@ -93,6 +93,8 @@ def ui(frontend):
     for setting in SETTINGS:
         frontend.set_setting(setting, True)
     frontend.set_setting(VUE_NODES, False)
+    # What an earlier test left open over the canvas (an error dialog after a failed run, toasts).
+    frontend.js("document.querySelectorAll('.p-dialog-close-button, .p-toast-close-button').forEach((b) => b.click())")
     frontend.messages.clear()
     yield frontend
     assert frontend.extension_errors() == []

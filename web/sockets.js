@@ -151,6 +151,9 @@ export function shapeLoopSockets(graph, node, loop, portTypes) {
       changed = true;
     }
   });
+  node.outputs.forEach((output, index) => {
+    output.slot_index = index; // the workflow schema wants a number here, and LiteGraph's own slots carry one
+  });
   for (const output of node.outputs) {
     for (const id of output.links ?? []) {
       const link = linkById(graph, id);
