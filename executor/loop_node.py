@@ -17,7 +17,15 @@ from .plan import PARKED, plan_loop, prepare_prompt
 
 log = logging.getLogger(__name__)
 
-SOCKETS = 4  # value_1..value_4 in and out, accumulated_1..accumulated_4 out
+# Up to 16 carried uids: value_1..value_16 in and out, accumulated_1..accumulated_16 out, then `iterations`. The
+# frontend shows only the sockets in use; outputs keep these positions, which API prompts link to by index.
+SOCKETS = 16
+
+
+def ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
 
 
 class DiscomfortLoop:
@@ -33,8 +41,8 @@ class DiscomfortLoop:
     RETURN_NAMES = (*(f"value_{k}" for k in range(1, SOCKETS + 1)),
                     *(f"accumulated_{k}" for k in range(1, SOCKETS + 1)), "iterations")  # fmt: skip
     OUTPUT_TOOLTIPS = (
-        *(f"the final value of the {k}th uid in `uids`" for k in range(1, SOCKETS + 1)),
-        *(f"every iteration's value of the {k}th uid in `accumulate`, joined" for k in range(1, SOCKETS + 1)),
+        *(f"the final value of the {ordinal(k)} uid in `uids`" for k in range(1, SOCKETS + 1)),
+        *(f"every iteration's value of the {ordinal(k)} uid in `accumulate`, joined" for k in range(1, SOCKETS + 1)),
         "how many iterations ran",
     )
     FUNCTION = "run"
@@ -56,7 +64,8 @@ class DiscomfortLoop:
                                          "iteration in which its value is true."}),
             },
             "optional": {
-                **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {k}th uid"}) for k in range(1, SOCKETS + 1)},
+                **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {ordinal(k)} uid in `uids`"})
+                   for k in range(1, SOCKETS + 1)},
                 "storage": (list(STORAGE_MODES), {"default": "ram", "tooltip": "Where accumulated values wait: "
                             "ram, disk (a temporary folder), or auto (memory, then disk past 2 GiB)."}),
                 "checkpoint": ("STRING", {"default": "", "tooltip": "A folder name under output/discomfort/"
@@ -132,6 +141,11 @@ class DiscomfortLoop:
         if runner is None or runner.loop_node_id != unique_id:
             runner = self._nested_runner = NestedRunner(unique_id)
         return runner
+
+
+def output_slot(name: str) -> int:
+    """The position of a loop node's output socket (`value_k`, `accumulated_k`, `iterations`): what links name."""
+    return DiscomfortLoop.RETURN_NAMES.index(name)
 
 
 class _Progress:

@@ -38,6 +38,13 @@ def loop(body: str = "loop", iterations: int = 4, uids: str = "", accumulate: st
     return {"class_type": "DiscomfortLoop", "inputs": {**inputs, **values}}
 
 
+def loop_output(loop_id: str, name: str) -> list:
+    """A link to a loop node's output socket by its name (value_1, accumulated_1, iterations)."""
+    from discomfort.executor.loop_node import output_slot
+
+    return [loop_id, output_slot(name)]
+
+
 def node(class_type: str, **inputs) -> dict:
     return {"class_type": class_type, "inputs": inputs}
 

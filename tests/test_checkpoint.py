@@ -10,7 +10,7 @@ import time
 
 import pytest
 from conftest import install_custom_nodes, read_log
-from graphs import loop, node, port, save
+from graphs import loop, loop_output, node, port, save
 from PIL import Image
 
 pytestmark = pytest.mark.comfy
@@ -32,7 +32,7 @@ def counter(iterations: int, checkpoint: str, resume: bool, log: str, *, flag: s
         "7": node("EmptyImage", width=4, height=4, batch_size=1, color=["5", 0]),
         "8": port("frame", ["7", 0]),
         "10": body_loop,
-        "11": save(["10", 4], f"{prefix}_frames"),
+        "11": save(loop_output("10", "accumulated_1"), f"{prefix}_frames"),
         "12": node("EmptyImage", width=4, height=4, batch_size=1, color=["10", 0]),
         "13": save(["12", 0], f"{prefix}_final"),
     }

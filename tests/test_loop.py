@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import read_log
-from graphs import empty_image, loop, nested_three_deep, node, port, save
+from graphs import empty_image, loop, loop_output, nested_three_deep, node, port, save
 
 pytestmark = pytest.mark.comfy
 
@@ -23,8 +23,8 @@ def invert_loop(iterations: int, **loop_inputs) -> dict:
         "4": port("image", ["3", 0]),
         "10": loop(iterations=iterations, uids="image", **loop_inputs),
         "11": capture(["10", 0], "final"),
-        "12": capture(["10", 4], "all"),
-        "13": capture(["10", 8], "count"),
+        "12": capture(loop_output("10", "accumulated_1"), "all"),
+        "13": capture(loop_output("10", "iterations"), "count"),
     }
 
 
@@ -90,8 +90,8 @@ def test_counter_stops_at_the_right_iteration(comfy, captured):
         "6": node("DiscomfortTestAdd", a=1, b=0),
         "10": loop(iterations=100, uids="count", accumulate="count", stop_when="done", value_1=["6", 0]),
         "11": capture(["10", 0], "final"),
-        "12": capture(["10", 4], "all"),
-        "13": capture(["10", 8], "iterations"),
+        "12": capture(loop_output("10", "accumulated_1"), "all"),
+        "13": capture(loop_output("10", "iterations"), "iterations"),
     }
     comfy.run(prompt)
     # 1 -> 4 -> 7 -> 10: at least 10 after the third iteration.
@@ -120,7 +120,7 @@ def test_iteration_index_reaches_the_body(comfy, captured):
         "1": port("iteration"),
         "2": port("seen", ["1", 0]),
         "10": loop(iterations=5, accumulate="seen"),
-        "11": capture(["10", 4], "seen"),
+        "11": capture(loop_output("10", "accumulated_1"), "seen"),
     }
     comfy.run(prompt)
     assert captured["seen"] == [[0, 1, 2, 3, 4]]

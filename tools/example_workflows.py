@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from discomfort.executor.embedded import boot
+from discomfort.executor.loop_node import output_slot
 from discomfort.executor.node_defs import LiveNodeDefs
 
 OUT = Path(__file__).resolve().parent.parent / "example_workflows"
@@ -127,7 +128,8 @@ def video(defs):
     port(c, 9, "tail", (1560, 150), (8, 0), title="tail (next context)")
     c.add(10, "DiscomfortLoop", (340, 400), {"body": "loop", "iterations": 5, "uids": "tail", "accumulate": "chunk",
                                              "storage": "disk"}, size=(340, 260))  # fmt: skip
-    c.add(11, "DiscomfortJoinChunks", (760, 400), {"chunk_length": 16, "overlap": 4}, {"chunks": (10, 4)})
+    chunks = (10, output_slot("accumulated_1"))
+    c.add(11, "DiscomfortJoinChunks", (760, 400), {"chunk_length": 16, "overlap": 4}, {"chunks": chunks})
     c.add(12, "CreateVideo", (1100, 400), {"fps": 8.0}, {"images": (11, 0)})
     c.add(13, "SaveVideo", (1400, 400), {"filename_prefix": "video/chunks", "format": "mp4", "codec": "h264"},
           {"video": (12, 0)})  # fmt: skip
