@@ -150,13 +150,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ports(args: argparse.Namespace) -> int:
-    from .ports.discovery import interface
+    from .ports import PortGraph
     from .workflow.files import load_json
 
-    found = interface(load_json(args.workflow))
-    print(f"{'node':>8}  {'uid':20} {'mode':12} {'type':12} tags")
-    for port in found.order:
-        print(f"{port.node_id:>8}  {port.uid:20} {port.mode.value:12} {port.type:12} {', '.join(port.tags)}")
+    model = PortGraph(load_json(args.workflow))
+    found = model.interface()  # raises, naming every port at fault
+    print(f"{'node':>8}  {'uid':20} {'mode':12} {'role':15} {'body':10} {'type':12} tags")
+    for port in model.ports():
+        role = port.role.value if port.role is not None else "-"
+        body = f"loop {port.loop_id}" if port.loop_id is not None else "workflow" if port.role is not None else "-"
+        print(f"{port.node_id:>8}  {port.uid:20} {port.mode.value:12} {role:15} {body:10} {port.type:12} "
+              f"{', '.join(port.tags)}")  # fmt: skip
     print(f"takes: {', '.join(found.takes) or '-'}\ngives: {', '.join(found.gives) or '-'}")
     return EXIT_OK
 

@@ -41,6 +41,14 @@ class CarryRun:
         self.taken.pop(uid, None)
         self.from_feeder.add(uid)
 
+    def start_iteration(self) -> None:
+        """Forget what the last iteration gave; the carry-outs of the next one fill `given` again."""
+        self.given = {}
+
+    def feeding(self) -> frozenset[str]:
+        """The uids whose carry-ins pass on what feeds them this iteration."""
+        return frozenset(self.from_feeder)
+
 
 class _Registry:
     def __init__(self) -> None:
@@ -105,11 +113,13 @@ class DiscomfortCarryIn:
 
 
 class DiscomfortCarryOut:
-    """Internal: stands where a loop's exit port stood, and hands the value to the loop."""
+    """Internal: stands where a loop's exit port stood, hands the value to the loop, and passes it on to what the
+    port fed (a preview of the exit shows every iteration's value)."""
 
     DESCRIPTION = "Internal to Discomfort loops: the value a loop's body gives back. Not for use in graphs."
     CATEGORY = "Discomfort/internal"
-    RETURN_TYPES = ()
+    RETURN_TYPES = (ANY,)
+    RETURN_NAMES = ("value",)
     OUTPUT_NODE = True
     FUNCTION = "give"
 
@@ -117,7 +127,7 @@ class DiscomfortCarryOut:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"token": ("STRING", {"default": ""}), "value": (ANY, {})}}
 
-    def give(self, token: str, value: Any) -> dict:
+    def give(self, token: str, value: Any) -> tuple[Any]:
         run, uid = runs.lookup(token)
         run.given[uid] = value
-        return {}
+        return (value,)

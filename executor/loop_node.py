@@ -13,13 +13,14 @@ from ..errors import SettingsError, WorkflowError
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
-from .plan import PARKED, plan_loop, prepare_prompt
+from .plan import PARKED, PlanCache, prepare_prompt
 
 log = logging.getLogger(__name__)
 
 # Up to 16 carried uids: value_1..value_16 in and out, accumulated_1..accumulated_16 out, then `iterations`. The
 # frontend shows only the sockets in use; outputs keep these positions, which API prompts link to by index.
 SOCKETS = 16
+PLAN_CACHE_SIZE = 32  # compiled bodies a loop node keeps, one per body structure it ran
 
 
 def ordinal(k: int) -> str:
@@ -131,7 +132,11 @@ class DiscomfortLoop:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
         Takes the widgets naming the body out of `widgets`, which then holds the value_k inputs only."""
         widgets.pop("body", None)
-        return plan_loop(_prepared_node(prompt, unique_id), unique_id)
+        # The instance lives as long as the node in its executor's cache: a loop nested in another is run once per
+        # outer iteration, and compiles its body once.
+        if getattr(self, "_plans", None) is None:
+            self._plans = PlanCache(PLAN_CACHE_SIZE)
+        return self._plans.plan_loop(_prepared_node(prompt, unique_id), unique_id)
 
     def _runner(self, unique_id: str):
         # One private executor per loop node, kept on the node instance, which ComfyUI keeps between prompts.

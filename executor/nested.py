@@ -11,18 +11,21 @@ inside the body is re-addressed to the loop node.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BodyError, DiscomfortError, PromptValidationError
+from ..ports.model import MAX_DEPTH
 from . import compat
 from .embedded import describe_validation_error
 from .proxy import ProxyServer
 
-MAX_DEPTH = 8  # loops inside loops inside loops...; each level holds an executor and adds its frames to the stack
+VALIDATED_KEPT = 16  # validated bodies a runner keeps (one per structure it ran)
 
 _depth = threading.local()  # how many loops enclose the code running on this thread
 
@@ -99,6 +102,7 @@ class NestedRunner:
         self.executor = _executor_class()(self.proxy, cache_type=execution.CacheType.CLASSIC,
                                           cache_args=compat.cache_args())  # fmt: skip
         self._loop = _PrivateLoop(depth)
+        self._validated: OrderedDict[str, tuple[dict[str, Any], list[str]]] = OrderedDict()
         self._finalizer = weakref.finalize(self, self._loop.close)
 
     def close(self) -> None:
@@ -121,6 +125,18 @@ class NestedRunner:
         if not valid:
             raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
         return list(outputs)
+
+    def validated(self, key: str, prompt: Mapping[str, Any], prompt_id: str) -> tuple[dict[str, Any], list[str]]:
+        """A validated copy of `prompt` and its output node ids, kept by `key` (the body's structure): a loop run
+        again, an inner loop once per iteration of the loop around it, is validated once."""
+        if key in self._validated:
+            self._validated.move_to_end(key)
+            return self._validated[key]
+        template = copy.deepcopy(dict(prompt))  # validation coerces widget values in place
+        found = self._validated[key] = (template, self.validate(template, prompt_id))
+        while len(self._validated) > VALIDATED_KEPT:
+            self._validated.popitem(last=False)
+        return found
 
     def run(self, prompt: dict[str, Any], prompt_id: str, outputs: list[str], extra_data: Mapping[str, Any]) -> None:
         """Run one body prompt to the end; raise `BodyError`, or ComfyUI's interrupt exception, if it fails."""

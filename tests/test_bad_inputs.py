@@ -81,6 +81,16 @@ def test_workflow_file_case(case, comfy, tmp_path):
     assert matches(str(caught.value), case["error"]), str(caught.value)
 
 
+def generated(spec: dict) -> dict:
+    """Prompts too large to write out in the corpus, made from a short spec."""
+    from graphs import nested
+
+    ((kind, size),) = spec.items()
+    assert kind == "nested", kind
+    prompt, result = nested([(f"l{level}", 1) for level in range(1, size + 1)])
+    return {**prompt, "save": {"class_type": "DiscomfortTestCapture", "inputs": {"value": result, "label": "x"}}}
+
+
 @pytest.mark.comfy
 @pytest.mark.parametrize("case", [c for c in CASES if c["kind"] == "server"], ids=lambda c: c["name"])
 def test_server_case(case, server, client):
@@ -92,8 +102,9 @@ def test_server_case(case, server, client):
         (inputs / "bad_input_texts" / "notes.txt").write_text("not an image")
     elif case.get("setup") == "empty_folder":
         (inputs / "bad_input_empty").mkdir(parents=True, exist_ok=True)
+    prompt = generated(case["generate"]) if "generate" in case else case["json"]
     try:
-        run = client.run(case["json"])
+        run = client.run(prompt)
         errors = [event["exception_message"] for event in run.events("execution_error")]
     except PromptRejected as rejected:
         errors = [json.dumps(rejected.body)]

@@ -28,9 +28,13 @@ def test_run_writes_the_workflows_images(tmp_path):
     done = discomfort("run", str(EXAMPLE), "--output", str(tmp_path / "images"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (written,) = (tmp_path / "images").glob("discomfort_demo_*.png")
-    assert done.stdout.strip() == str(written)
+    # The port is the uid's only one, fed and feeding: its entry and its exit, so the file gives `image` too.
+    given = tmp_path / "images" / "image_00001.png"
+    assert done.stdout.split() == [str(written), str(given)]
     with Image.open(written) as image:
         assert_inverted(image.convert("RGB").getpixel((0, 0)), 0x336699)
+    with Image.open(given) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (0x33, 0x66, 0x99)
 
 
 def test_bad_workflow_file_exits_2_naming_the_file(tmp_path):
@@ -118,7 +122,8 @@ def test_input_image_file_feeds_the_entry_port(tmp_path):
 def test_ports_lists_uids_modes_and_the_interface(tmp_path):
     done = discomfort("ports", str(WORKFLOWS / "blur_step.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "INPUT" in done.stdout and "OUTPUT" in done.stdout
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:-2]}
+    assert [row[1:4] for row in rows.values()] == [["image", "INPUT", "entry"], ["image", "OUTPUT", "exit"]]
     assert "takes: image" in done.stdout and "gives: image" in done.stdout
 
 

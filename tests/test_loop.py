@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import read_log
-from graphs import empty_image, loop, loop_output, nested_three_deep, node, port, save
+from graphs import empty_image, loop, loop_output, nested, nested_three_deep, node, port, save
 
 pytestmark = pytest.mark.comfy
 
@@ -273,3 +273,28 @@ def test_no_revalidation_and_no_growth_per_iteration(comfy, loaded, monkeypatch)
     # A generous bound: this catches work proportional to the iteration index, not a few percent of noise.
     assert late < 3 * early + 0.002, f"median iteration took {early * 1e3:.2f} ms early and {late * 1e3:.2f} ms late"
     assert len(loaded.discomfort.executor.carry.runs) == 0, "a finished run was left registered"
+
+
+def test_nested_loops_compile_and_validate_each_body_once(comfy, captured, loaded, monkeypatch):
+    import execution
+
+    validated, compiled = [], []
+    real_validate, plan = execution.validate_prompt, loaded.discomfort.executor.plan
+    real_plan_loop = plan.plan_loop
+
+    async def counting_validate(*args, **kwargs):
+        validated.append(args[0])
+        return await real_validate(*args, **kwargs)
+
+    def counting_plan_loop(loop_node, loop_id):
+        compiled.append(loop_id)
+        return real_plan_loop(loop_node, loop_id)
+
+    monkeypatch.setattr(execution, "validate_prompt", counting_validate)
+    monkeypatch.setattr(plan, "plan_loop", counting_plan_loop)
+    prompt, result = nested([("once_a", 3), ("once_b", 3), ("once_c", 2)])
+    comfy.run({**prompt, "out": capture(result, "total")})
+    assert captured["total"] == [18]
+    # Without the caches: the middle loop once per outer iteration (3), the inner once per middle iteration (9).
+    assert sorted(compiled) == ["once_a_loop", "once_b_loop", "once_c_loop"], compiled
+    assert len(validated) == 1 + 3, validated  # the outer prompt, then each loop's body once

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from discomfort.errors import PortError, WorkflowError
-from discomfort.executor.plan import (
-    CARRY_IN,
-    CARRY_OUT,
-    PARKED,
-    TOKEN,
-    body_nodes,
-    fingerprint,
-    plan_loop,
-    prepare_prompt,
-)
+from discomfort.executor.plan import CARRY_IN, CARRY_OUT, PARKED, TOKEN, fingerprint, plan_loop, prepare_prompt
+from discomfort.ports import PortGraph
 
 
 def node(class_type: str, **inputs) -> dict:
@@ -45,7 +37,7 @@ def refine() -> dict:
 
 
 def test_body_is_downstream_of_entries_plus_exits_plus_ancestors():
-    assert body_nodes(refine(), "10", "loop") == {"1", "2", "3", "4", "5"}
+    assert PortGraph(refine()).loop_body("10").nodes == {"1", "2", "3", "4", "5"}
 
 
 def test_prepare_moves_the_body_into_the_loop_node():
@@ -77,7 +69,7 @@ def test_plan_rewrites_entries_and_exits_with_feeders():
     assert plan.entries == {"image": ("2",)} and plan.exits == {"image": "4"} and plan.carried == ("image",)
     assert plan.prompt["2"]["class_type"] == CARRY_IN and plan.prompt["2"]["inputs"]["initial"] == ["1", 0]
     assert plan.prompt["4"] == {"class_type": CARRY_OUT, "inputs": {TOKEN: "", "value": ["3", 0]},
-                                "_meta": {"title": "image (OUTPUT port)"}}  # fmt: skip
+                                "_meta": {"title": "image (exit port)"}}  # fmt: skip
     assert plan.uid_has_feeder("image")
     assert plan.prompt["3"] == refine()["3"]
 
@@ -137,8 +129,8 @@ def test_nested_loop_body_is_parked_inside_the_outer_body_in_turn():
         (lambda p: p["10"]["inputs"].update(body=" "), "loop 10: the body name is empty"),
         (lambda p: p["10"]["inputs"].update(body="other"), "no DiscomfortPort is tagged 'other'"),
         (lambda p: p["4"]["inputs"].update(unique_id=""), "DiscomfortPort node 4 has an empty unique_id"),
-        (lambda p: p.update({"7": port("image", ["3", 0])}), "OUTPUT ports 4, 7 share the unique_id 'image'"),
-        (lambda p: p["4"]["inputs"].update(unique_id="iteration"), "OUTPUT port 4 uses the reserved uid"),
+        (lambda p: p.update({"7": port("image", ["3", 0])}), "ports 4, 7 are all downstream-most ports of uid 'image'"),
+        (lambda p: p["4"]["inputs"].update(unique_id="iteration"), "port 4 gives the reserved uid 'iteration'"),
         (lambda p: p["3"]["inputs"].update(blur_radius=["10", 8]), "loop 10 is linked to its own body 'loop': node 3"),
         (lambda p: p["10"]["inputs"].update(value_1=["3", 0]), "its own body 'loop': it takes node 3's output"),
     ],
