@@ -71,13 +71,24 @@ class LoopRecord:
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (iteration, why) with on_error="skip"
-    ui: dict[str, list[Any]] = field(default_factory=dict)  # what body nodes showed (saved images...), merged
+    # What body nodes showed over the iterations (saved images...), by the node shown: node id -> {"images": [...]}
+    shown: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
-    def add_ui(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
-        for node_output in outputs.values():
+    def add_shown(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        for node_id, node_output in outputs.items():
+            merged = self.shown.setdefault(node_id, {})
             for key, items in node_output.items():
                 if isinstance(items, (list, tuple)):  # PreviewAny's text comes as a tuple
-                    self.ui.setdefault(key, []).extend(items)
+                    merged.setdefault(key, []).extend(items)
+
+    @property
+    def ui(self) -> dict[str, list[Any]]:
+        """Everything the body showed, merged over its nodes: {"images": [...], ...}."""
+        merged: dict[str, list[Any]] = {}
+        for node_output in self.shown.values():
+            for key, items in node_output.items():
+                merged.setdefault(key, []).extend(items)
+        return merged
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
 
@@ -209,8 +220,8 @@ class LoopRun:
                 if self._skipped(i, str(error)):
                     continue
                 raise LoopError(f"{self._where(i)}: {error}", loop_id=plan.loop_id, iteration=i + 1,
-                                node_id=error.node_id, class_type=error.class_type,
-                                record=record) from error  # fmt: skip
+                                node_id=error.node_id, class_type=error.class_type, record=record,
+                                traceback=error.traceback, inputs=error.inputs) from error  # fmt: skip
             if self._collect(i, started):
                 break
 
@@ -238,7 +249,7 @@ class LoopRun:
             raise LoopError(f"{self._where(i)}: exit port(s) of {', '.join(missing)} gave no value (a node upstream "
                             "of them was blocked)", loop_id=plan.loop_id, iteration=i + 1, record=record)  # fmt: skip
         record.values.update(given)
-        record.add_ui(self.runner.ui_outputs())
+        record.add_shown(self.runner.ui_outputs())
         for uid in settings.accumulate:
             record.accumulated[uid].append(given[uid])
         stop = bool(settings.stop_when) and _truthy(given[settings.stop_when])
@@ -290,7 +301,8 @@ class LoopRun:
             self.runner.run(prompt, f"{self.prompt_id}:initial", outputs, self.extra_data)
         except BodyError as error:
             raise LoopError(f"loop {plan.loop_id}, initial values: {error}", loop_id=plan.loop_id, iteration=0,
-                            node_id=error.node_id, class_type=error.class_type, record=record) from error  # fmt: skip
+                            node_id=error.node_id, class_type=error.class_type, record=record,
+                            traceback=error.traceback, inputs=error.inputs) from error  # fmt: skip
         record.values.update(carry.given)
 
     def _tokens(self, iteration: int) -> dict[str, str]:

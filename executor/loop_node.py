@@ -3,17 +3,19 @@ fronts over the loop engine."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError, WorkflowError
+from ..errors import LoopError, SettingsError, WorkflowError
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
+from ..workflow.graph import id_key
+from . import compat, outcome
 from .plan import PARKED, PlanCache, prepare_prompt
+from .proxy import LOOP_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -98,35 +100,59 @@ class DiscomfortLoop:
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
-        with self.execute(plan, settings, unique_id, hidden, initial=initial) as record:
+
+        def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             finals = [record.values.get(uid) for uid in uid_list]
             joined = [record.joined(uid) for uid in accumulated]
-        # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
-        return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
+            return (*_pad(finals), *_pad(joined), record.iterations), _previews(finals, unique_id)
 
-    @contextlib.contextmanager
-    def execute(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], *,
-                initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> Iterator[Any]:  # fmt: skip
-        """Run `plan` on this node's private executor; yield the record, then free what it holds on disk."""
+        return self.loop(plan, settings, unique_id, hidden, results, initial=initial)
+
+    def loop(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], results: Any, *,
+             initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> dict[str, Any]:  # fmt: skip
+        """Run `plan` on this node's private executor and answer ComfyUI as a node does.
+
+        `results(record)` gives the node's outputs and its own UI (previews of the final values). What the body's
+        nodes showed goes back to ComfyUI as the nodes of an expansion, so the prompt's history keeps it; after a
+        failure or a cancel the expansion ends by raising it (see executor/outcome.py), naming the body node at
+        fault when the canvas has it.
+        """
         from .engine import LoopRecord, run_loop
 
         runner = self._runner(unique_id)
-        context = _outer_context()
-        runner.bind(_real_server(), context.prompt_id if context else None)
+        server, prompt_id, nested = _enclosing_run()
+        runner.bind(server, prompt_id, visible=self.visible(plan))
         extra_data = dict(hidden)
-        client_id = getattr(runner.proxy.real, "client_id", None)
+        client_id = getattr(server, "client_id", None)
         if client_id is not None:
             extra_data["client_id"] = client_id
         record = LoopRecord()
-        progress = _Progress(unique_id, settings.iterations, runner.proxy.real, client_id)
+        report = _Report(unique_id, settings.iterations, server, client_id, prompt_id,
+                         marks=() if nested else sorted(runner.proxy.visible, key=id_key))  # fmt: skip
         try:
-            run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
-                     extra_data=extra_data, progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
-            yield record
-        except BaseException:
+            run_loop(plan, settings, runner, initial=initial, prompt_id=prompt_id or unique_id,
+                     extra_data=extra_data, progress=report, record=record, per_iteration=per_iteration)  # fmt: skip
+            outputs, ui = results(record)
+        except BaseException as failure:
             record.close(success=False)
-            raise
+            interrupted = compat.is_interrupt(failure)
+            report.ended(record, "cancelled" if interrupted else "failed")
+            if not (interrupted or isinstance(failure, LoopError)):
+                raise  # nothing ran: a bad setting, a body that cannot be planned
+            if isinstance(failure, LoopError) and not nested and failure.node_id in runner.proxy.visible:
+                outcome.name_failure(prompt_id, unique_id, failure.node_id, failure.class_type,
+                                     failure.traceback, failure.inputs)  # fmt: skip
+            graph, links = outcome.expansion(unique_id, record.shown, failure, len(self.RETURN_TYPES))
+            return {"result": links, "expand": graph}
         record.close()
+        report.ended(record, "settled" if record.stopped_early else "finished")
+        graph, _ = outcome.expansion(unique_id, record.shown, None, 0)
+        return {"ui": ui, "result": outputs, **({"expand": graph} if graph else {})}
+
+    def visible(self, plan: Any) -> frozenset[str]:
+        """The body's nodes the user's graph holds, shown on the canvas as themselves: an inline body keeps the
+        ids of the graph it was parked from."""
+        return plan.shown_ids()
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
@@ -153,19 +179,47 @@ def output_slot(name: str) -> int:
     return DiscomfortLoop.RETURN_NAMES.index(name)
 
 
-class _Progress:
-    """Shows `iteration i/N` on the loop node and moves ComfyUI's progress bar."""
+class _Report:
+    """What the loop says about itself as it runs: ComfyUI's progress bar and `iteration i/N` on the loop node, a
+    `discomfort.loop` message (iterations, state, time per iteration) for the frontend extension and the CLI, and
+    the prompt's overall progress.
 
-    def __init__(self, node_id: str, total: int, server: Any, client_id: str | None):
+    The frontend counts a prompt's progress as the nodes it queued that were reported done (compat); a body's
+    nodes never are in the outer run, so the outermost loop reports them done in proportion to its iterations.
+    """
+
+    def __init__(self, node_id: str, total: int, server: Any, client_id: str | None, prompt_id: str | None,
+                 marks: list[str]):  # fmt: skip
         import comfy.utils
 
         self.node_id, self.total, self.server, self.client_id = node_id, total, server, client_id
+        self.prompt_id, self.marks, self.marked = prompt_id, marks, 0
+        self.started = time.perf_counter()
         self.bar = comfy.utils.ProgressBar(max(total, 1), node_id=node_id)
         self._say(f"iteration 0/{total}")
+        self._send(0, "running")
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.update_absolute(done, total)
         self._say(f"iteration {done}/{total}")
+        self._send(done, "running")
+        due = len(self.marks) * done // max(total, 1)
+        if due > self.marked and self.server is not None:
+            self.server.send_sync("execution_cached", {"nodes": self.marks[self.marked : due],
+                                                       "prompt_id": self.prompt_id}, self.client_id)  # fmt: skip
+            self.marked = due
+
+    def ended(self, record: Any, state: str) -> None:
+        self._send(record.iterations, state, record.seconds)
+
+    def _send(self, done: int, state: str, seconds: list[float] | None = None) -> None:
+        if self.server is None:
+            return
+        message = {"prompt_id": self.prompt_id, "node": self.node_id, "iteration": done, "total": self.total,
+                   "state": state, "elapsed": time.perf_counter() - self.started}  # fmt: skip
+        if seconds:
+            message["seconds_per_iteration"] = sum(seconds) / len(seconds)
+        self.server.send_sync(LOOP_MESSAGE, message, self.client_id)
 
     def _say(self, text: str) -> None:
         send = getattr(self.server, "send_progress_text", None)
@@ -211,16 +265,26 @@ def _pad(values: list[Any]) -> list[Any]:
     return values + [None] * (SOCKETS - len(values))
 
 
-def _outer_context() -> Any:
-    from . import compat
+def _enclosing_run() -> tuple[Any, str | None, bool]:
+    """The server this loop reports to, the prompt id its reports carry, and whether it is nested in another loop
+    (it then talks to that loop's proxy, which shows it as part of the outermost prompt)."""
+    from .nested import enclosing_proxy
 
-    return compat.executing_context()
-
-
-def _real_server() -> Any:
+    proxy = enclosing_proxy()
+    if proxy is not None:
+        return proxy, proxy.outer_prompt_id, True
     import server
 
-    return getattr(server.PromptServer, "instance", None)
+    context = compat.executing_context()
+    return getattr(server.PromptServer, "instance", None), context.prompt_id if context else None, False
+
+
+def _previews(values: list[Any], node_id: str) -> dict[str, Any]:
+    """Previews of the final values that are images, shown once on the loop node."""
+    from ..nodes.save import preview_images
+
+    images = [image for value in values for image in preview_images(value, f"discomfort_loop_{node_id}")]
+    return {"images": images} if images else {}
 
 
 class DiscomfortWorkflowLoop(DiscomfortLoop):
@@ -240,6 +304,9 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         tooltip = "Workflow files, one per line, relative to the user workflows folder."
         workflows = ("STRING", {"default": "", "multiline": True, "tooltip": tooltip})
         return {**types, "required": {"workflows": workflows, **required}}
+
+    def visible(self, plan: Any) -> frozenset[str]:
+        return frozenset()  # the files' nodes are not in the user's graph (their ids may be, for other nodes)
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         import folder_paths

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import PortError, WorkflowError
-from ..ports.discovery import ITERATION_UID, VALUE, Port, Role, port_problems
+from ..errors import PortError, Problem, WorkflowError
+from ..ports.discovery import ITERATION_UID, VALUE, Port, Role, parse_tags, port_problems
 from ..ports.model import LOOP_CLASSES, PARKED, LoopBody, PortGraph
 from ..workflow.graph import id_key, is_link
 
@@ -32,6 +32,7 @@ LOOP_CLASS = "DiscomfortLoop"
 CARRY_IN = "DiscomfortCarryIn"
 CARRY_OUT = "DiscomfortCarryOut"
 CARRY_CLASSES = frozenset({CARRY_IN, CARRY_OUT})
+CHECK = "DiscomfortCheck"  # stands for a node at fault, so ComfyUI's validation reports it (executor/checks.py)
 TOKEN = "token"
 INITIAL = "initial"
 EXIT_SUFFIX = ".exit"  # the carry-out added after a carry-in whose port is also its uid's exit
@@ -66,6 +67,11 @@ class LoopPlan:
         prompt = {node_id: dict(node) for node_id, node in template.items()}
         _write_tokens(prompt, tokens)
         return prompt
+
+    def shown_ids(self) -> frozenset[str]:
+        """The ids of the body's nodes at any depth, the internal sinks added here left out: the ids of the graph
+        the body was parked from."""
+        return frozenset(node_id for node_id in nested_ids(self.prompt) if not node_id.endswith(EXIT_SUFFIX))
 
     def enclosing_tokens(self) -> dict[str, str]:
         """The tokens of carry nodes of the loops around this one that its body holds (node id -> token)."""
@@ -136,18 +142,19 @@ def _write_tokens(prompt: dict[str, Any], tokens: Mapping[str, str]) -> None:
             prompt[node_id] = {**node, "inputs": {**node["inputs"], TOKEN: token}}
     for node_id, node in prompt.items():
         parked = node.get(PARKED)
-        if parked and parked.get("body") and not tokens.keys().isdisjoint(_nested_ids(parked["body"])):
+        if parked and parked.get("body") and not tokens.keys().isdisjoint(nested_ids(parked["body"])):
             body = dict(parked["body"])
             _write_tokens(body, tokens)
             prompt[node_id] = {**node, PARKED: {**parked, "body": body}}
 
 
-def _nested_ids(prompt: Mapping[str, Any]) -> set[str]:
+def nested_ids(prompt: Mapping[str, Any]) -> set[str]:
+    """The ids of `prompt`'s nodes and of the nodes parked in its loops, at any depth."""
     ids = set(prompt)
     for node in prompt.values():
         parked = node.get(PARKED)
         if parked and parked.get("body"):
-            ids |= _nested_ids(parked["body"])
+            ids |= nested_ids(parked["body"])
     return ids
 
 
@@ -158,8 +165,8 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
     loader feeding it, would run once outside the loop too. So before validation each loop node's dict gets its
     body under `PARKED`, and body nodes that nothing outside a body needs leave the prompt. Loops inside a body are
     prepared in turn when their enclosing loop plans its body. Returns a new dict; a prompt without loops comes
-    back as it is. A loop whose body cannot be worked out keeps its graph and carries the error, which it raises
-    when it runs. Takes time in proportion to the prompt's size (ports.model); nests deeper than MAX_DEPTH are
+    back as it is. A loop that cannot run (see `checks`) and the nodes at fault become checks that fail validation,
+    saying why. Takes time in proportion to the prompt's size (ports.model); nests deeper than MAX_DEPTH are
     refused at that depth.
     """
     # Malformed entries are left for ComfyUI's validation to report; they take no part in any body.
@@ -168,20 +175,61 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
         return dict(prompt)
     model = PortGraph(nodes)
     bodies = model.bodies()
-    found = {loop_id: body for loop_id, body in bodies.items() if isinstance(body, LoopBody)}
+    refused: dict[str, WorkflowError] = {}  # loops that cannot run, and why
+    for loop_id, body in bodies.items():
+        if isinstance(body, WorkflowError):
+            refused[loop_id] = body
+        elif problems := settings_problems(loop_id, nodes[loop_id].get("inputs") or {}, body):
+            refused[loop_id] = WorkflowError("; ".join(map(str, problems)), faults={loop_id: list(map(str, problems))})
+    # A loop that cannot run takes what it would have run with it: its save nodes (and loops) must not run alone.
+    unrun = set().union(*(model.reach(loop_id) for loop_id in refused))
+    planned = {loop_id: body for loop_id, body in bodies.items() if isinstance(body, LoopBody)}
+    unrun = unrun.union(*(body.nodes for loop_id, body in planned.items() if loop_id in unrun))
+    found = {loop_id: body for loop_id, body in planned.items() if loop_id not in refused and loop_id not in unrun}
     inner = set().union(*(body.inner for body in found.values()))
     outermost = [loop_id for loop_id in found if loop_id not in inner]
-    hidden = set().union(*(found[loop_id].nodes for loop_id in outermost))
+    hidden = unrun.union(*(found[loop_id].nodes for loop_id in outermost))
     kept = set(nodes) - hidden
-    kept |= model.graph.ancestors(kept)  # a loader shared with the rest of the graph stays for it too
+    # A loader shared with the rest of the graph stays for it too (a loop that cannot run links to nothing).
+    kept |= model.graph.ancestors(kept - set(refused))
     prepared = {node_id: node for node_id, node in prompt.items() if node_id in kept or node_id not in nodes}
     for loop_id in outermost:
         body = {node_id: nodes[node_id] for node_id in sorted(found[loop_id].nodes, key=id_key)}
         prepared[loop_id] = {**nodes[loop_id], PARKED: {"body": body}}
-    for loop_id, error in bodies.items():
-        if isinstance(error, WorkflowError) and loop_id in prepared:
-            prepared[loop_id] = {**nodes[loop_id], PARKED: {"error": str(error)}}
+    # What is wrong before anything runs fails ComfyUI's own validation on the nodes at fault, which the frontend
+    # outlines: each is replaced by a check that says why, the loop that cannot run among them.
+    faults: dict[str, list[str]] = {}
+    for loop_id, error in refused.items():
+        for node_id, messages in {loop_id: [str(error)], **error.faults}.items():
+            said = faults.setdefault(node_id, [])
+            said.extend(message for message in dict.fromkeys(messages) if message not in said)
+    for node_id, messages in faults.items():
+        prepared[node_id] = {"class_type": CHECK, "inputs": {"problem": "; ".join(messages)},
+                             "_meta": dict(nodes[node_id].get("_meta") or {})}  # fmt: skip
     return prepared
+
+
+def settings_problems(loop_id: str, inputs: Mapping[str, Any], body: LoopBody) -> list[Problem]:
+    """The uids a loop node's widgets name that its body does not have: `uids` must name entries or exits,
+    `accumulate` and `stop_when` exits. Widgets linked to other nodes are checked when the loop runs."""
+    exits, entries = body.exits(), body.entries()
+    problems = []
+    for widget, allowed, kind in (("uids", {*entries, *exits}, "entry or exit"), ("accumulate", exits, "exit"),
+                                  ("stop_when", exits, "exit")):  # fmt: skip
+        text = inputs.get(widget)
+        if not isinstance(text, str):
+            continue
+        unknown = [uid for uid in parse_tags(text) if uid not in allowed]
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            problems.append(
+                Problem(
+                    f"loop {loop_id}: {widget} names {', '.join(map(repr, unknown))}, but no {kind} "
+                    f"port of body {body.name!r} has that uid ({kind} uids: {known})",
+                    (loop_id,),
+                )
+            )
+    return problems
 
 
 def plan_loop(loop_node: Mapping[str, Any], loop_id: str) -> LoopPlan:
@@ -193,7 +241,7 @@ def plan_loop(loop_node: Mapping[str, Any], loop_id: str) -> LoopPlan:
     ports = PortGraph(body).body_ports(name.strip())
     problems = port_problems(ports)
     if problems:
-        raise PortError([f"loop {loop_id}: {problem}" for problem in problems])
+        raise PortError([problem.within(f"loop {loop_id}") for problem in problems])
     return _compile(body, ports, loop_id, name.strip())
 
 
@@ -203,7 +251,7 @@ def plan_workflow(prompt: Mapping[str, Any], name: str = "workflow") -> LoopPlan
     ports = PortGraph(prompt).workflow_ports()
     problems = port_problems(ports)
     if problems:
-        raise PortError([f"{name}: {problem}" for problem in problems])
+        raise PortError([problem.within(name) for problem in problems])
     return _compile(prompt, ports, name, name)
 
 

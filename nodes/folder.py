@@ -226,13 +226,16 @@ class DiscomfortFolderLoop(DiscomfortLoop):
         settings = LoopSettings(len(todo), on_error=on_error)
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
-        with self.execute(plan, settings, unique_id, hidden, per_iteration=per_iteration) as record:
+
+        def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
-        processed = record.iterations - len(skipped)
-        status = {"processed": processed, "skipped": skipped, "total": len(files),
-                  "next_index": start_index + record.iterations}  # fmt: skip
-        complete = start_index + record.iterations >= len(files)
-        return {"ui": record.ui, "result": (json.dumps(status), processed, len(skipped), complete)}
+            processed = record.iterations - len(skipped)
+            status = {"processed": processed, "skipped": skipped, "total": len(files),
+                      "next_index": start_index + record.iterations}  # fmt: skip
+            complete = start_index + record.iterations >= len(files)
+            return (json.dumps(status), processed, len(skipped), complete), {}
+
+        return self.loop(plan, settings, unique_id, hidden, results, per_iteration=per_iteration)
 
 
 class _LastLoaded:

@@ -26,6 +26,18 @@ def write_png(frame: Any, path: Path) -> None:
     temporary.replace(path)
 
 
+def preview_images(value: Any, prefix: str) -> list[dict[str, str]]:
+    """`value`, when it is an IMAGE batch, saved as previews in ComfyUI's temp folder the way its PreviewImage node
+    does (what the frontend shows on a node); nothing for any other value."""
+    from ..serialization.codec import is_tensor
+
+    if not (is_tensor(value) and value.ndim == 4 and value.shape[-1] in (1, 3, 4)):
+        return []
+    import nodes
+
+    return list(nodes.PreviewImage().save_images(value, filename_prefix=prefix)["ui"]["images"])
+
+
 class DiscomfortSaveImage:
     """Saves each image as <output>/<subfolder>/<filename>.png, replacing an older file of that name."""
 

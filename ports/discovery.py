@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..errors import Problem
 from ..workflow.graph import Graph, NodeView, id_key
 
 PORT_CLASS = "DiscomfortPort"
@@ -142,25 +143,29 @@ def assign_roles(
     return sorted(placed, key=lambda port: id_key(port.node_id))
 
 
-def port_problems(ports: Iterable[Port]) -> list[str]:
-    """Every fault of one body's ports (with roles): an empty uid, two exits for one uid, an exit for `iteration`."""
+def port_problems(ports: Iterable[Port]) -> list[Problem]:
+    """Every fault of one body's ports (with roles): an empty uid, two exits for one uid, an exit for `iteration`;
+    each names the ports at fault."""
     problems = []
     exits: dict[str, list[Port]] = {}
     for port in ports:
         if not port.uid:
-            problems.append(f"DiscomfortPort node {port.node_id}{_title(port)} has an empty unique_id")
+            problems.append(Problem(f"DiscomfortPort node {port.node_id}{_title(port)} has an empty unique_id",
+                                    (port.node_id,)))  # fmt: skip
         elif port.role is not None and port.role.is_exit:
             exits.setdefault(port.uid, []).append(port)
     for uid, found in exits.items():
         if len(found) > 1:
-            problems.append(
+            problems.append(Problem(
                 f"ports {', '.join(p.node_id for p in found)} are all downstream-most ports of uid {uid!r}, so each "
-                "would be its exit; a uid leaves a body through one port: link one into the other, or rename one"
-            )
-        if uid == ITERATION_UID and any(p.role is Role.EXIT for p in found):
-            culprit = next(p for p in found if p.role is Role.EXIT)
-            problems.append(f"port {culprit.node_id}{_title(culprit)} gives the reserved uid {ITERATION_UID!r}, "
-                            "which only enters a body (the iteration index)")  # fmt: skip
+                "would be its exit; a uid leaves a body through one port: link one into the other, or rename one",
+                tuple(p.node_id for p in found),
+            ))  # fmt: skip
+        culprit = next((p for p in found if p.role is Role.EXIT), None) if uid == ITERATION_UID else None
+        if culprit is not None:
+            problems.append(Problem(f"port {culprit.node_id}{_title(culprit)} gives the reserved uid "
+                                    f"{ITERATION_UID!r}, which only enters a body (the iteration index)",
+                                    (culprit.node_id,)))  # fmt: skip
     return problems
 
 

@@ -66,7 +66,7 @@ class _Walk:
     tagged: list[Port]
     core: frozenset[str]
     nodes: frozenset[str]
-    loops: frozenset[str]  # loop nodes among `nodes`, the loop itself excluded (it never is: that is refused)
+    loops: frozenset[str]  # loop nodes among `nodes`, the loop itself excluded (a loop in its own body is refused)
 
 
 class _TooDeep(Exception):
@@ -143,6 +143,16 @@ class PortGraph:
         self._failures[loop_id] = error
         raise error
 
+    def reach(self, loop_id: str) -> frozenset[str]:
+        """The nodes loop `loop_id`'s own ports lead to, even when its body cannot run (nothing when they cannot be
+        found): what the loop would have run."""
+        if loop_id in self._bodies:
+            return self._bodies[loop_id].nodes
+        with contextlib.suppress(WorkflowError):  # a walk that found a self-link is kept all the same
+            self._walk(loop_id)
+        walk = self._walks.get(loop_id)
+        return walk.nodes - {loop_id} if walk is not None else frozenset()
+
     def bodies(self) -> dict[str, LoopBody | WorkflowError]:
         """Every loop of the graph (not those already parked) with its body, or the error that explains why not."""
         found: dict[str, LoopBody | WorkflowError] = {}
@@ -191,7 +201,7 @@ class PortGraph:
         ports = self._roles(walk.tagged, loop_id)
         problems = port_problems(ports)
         if problems:
-            raise PortError([f"loop {loop_id}: {problem}" for problem in problems])
+            raise PortError([problem.within(f"loop {loop_id}") for problem in problems])
         body = LoopBody(loop_id, walk.name, frozenset(core), frozenset(nodes), tuple(ports), frozenset(inner), depth)
         self._bodies[loop_id] = body
         exits = {port.node_id for port in ports if port.role is not None and port.role.is_exit}
@@ -214,11 +224,12 @@ class PortGraph:
             ids = {port.node_id for port in tagged}
             core = ids | self.graph.descendants(ids)
             nodes = core | self.graph.ancestors(core)
-            if loop_id in nodes:
-                raise self._self_link(loop_id, name, core, nodes)
             self._walks[loop_id] = _Walk(name, tagged, frozenset(core), frozenset(nodes),
-                                         frozenset(nodes & self._loop_set))  # fmt: skip
-        return self._walks[loop_id]
+                                         frozenset(nodes & self._loop_set - {loop_id}))  # fmt: skip
+        walk = self._walks[loop_id]
+        if loop_id in walk.nodes:
+            raise self._self_link(loop_id, walk.name, walk.core, walk.nodes)
+        return walk
 
     def _self_link(self, loop_id: str, name: str, core: set[str], nodes: set[str]) -> WorkflowError:
         if loop_id in core:  # downstream of a port: the loop takes a value computed in its own body

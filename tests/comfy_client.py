@@ -83,9 +83,12 @@ class ComfyClient:
             self._ws.close()
             self._ws = None
 
-    def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
+    def queue(self, prompt: dict, extra_data: dict | None = None, targets: list[str] | None = None) -> str:
+        """POST /prompt as the frontend does; `targets` asks for a partial run ("Queue selected output nodes")."""
         self.connect()
         payload = {"prompt": prompt, "client_id": self.client_id, "extra_data": extra_data or {}}
+        if targets is not None:
+            payload["partial_execution_targets"] = targets
         return self.post_json("/prompt", payload)["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 120.0) -> PromptRun:

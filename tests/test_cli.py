@@ -15,7 +15,7 @@ from graphs import assert_inverted
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "invert_through_port.api.json"
+EXAMPLE = REPO / "docs" / "api" / "invert_through_port.api.json"
 
 
 def discomfort(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -54,7 +54,7 @@ def test_missing_comfyui_exits_3(tmp_path):
 
 @pytest.mark.comfy
 def test_the_api_format_loop_example_refines_and_saves_every_iteration(tmp_path):
-    demo = REPO / "examples" / "refine_loop.api.json"
+    demo = REPO / "docs" / "api" / "refine_loop.api.json"
     done = discomfort("run", str(demo), "--output", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     steps = sorted((tmp_path / "refine").glob("step_*.png"))

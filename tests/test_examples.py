@@ -131,8 +131,11 @@ def test_previews_on_the_exits_show_every_iteration_and_the_loop_still_settles(s
     run = client.run(prompt, timeout=300)
     assert run.status == "success", run.messages[-3:]
     steps = sorted((server.base_directory / "output" / "previewed").glob("step_*.png"))
-    shown = [item for output in run.outputs().values() for item in output.get("images", [])]
-    texts = [text for output in run.outputs().values() for text in output.get("text", [])]
     assert 2 <= len(steps) < 40  # settled before the iteration count
-    assert len([image for image in shown if image["type"] == "temp"]) == len(steps)  # one preview per iteration
-    assert texts == ["False"] * (len(steps) - 1) + ["True"]
+    # Each preview showed every iteration as it came, and the history keeps them all under that node.
+    previews = [data["output"] for data in run.events("executed") if data["node"] == "90"]
+    assert len(previews) == len(steps) and all(len(output["images"]) == 1 for output in previews)
+    texts = [data["output"]["text"] for data in run.events("executed") if data["node"] == "91"]
+    assert texts == [["False"]] * (len(steps) - 1) + [["True"]]
+    shown = {run.history["meta"][node_id]["display_node"]: output for node_id, output in run.outputs().items()}
+    assert len(shown["90"]["images"]) == len(steps) and shown["91"]["text"] == ["False"] * (len(steps) - 1) + ["True"]

@@ -218,7 +218,8 @@ def test_error_names_iteration_node_and_message_and_keeps_finished_iterations(co
     with pytest.raises(ExecutionError) as caught:
         comfy.run(prompt)
     message = str(caught.value)
-    assert "node 10 (DiscomfortLoop)" in message
+    # The error names the body node at fault, and says which loop and iteration it failed in.
+    assert caught.value.node_id == "3" and caught.value.class_type == "DiscomfortTestFailAt"
     assert "loop 10, iteration 5/10: node 3 (DiscomfortTestFailAt) failed: ValueError: planted failure at index 4" in (
         message
     )
@@ -236,14 +237,16 @@ def test_error_names_iteration_node_and_message_and_keeps_finished_iterations(co
     runner.close()
 
 
-def test_body_that_feeds_on_the_loops_own_output_is_refused(comfy):
-    from discomfort.errors import ExecutionError
+def test_body_that_feeds_on_the_loops_own_output_is_refused_before_it_runs(comfy):
+    from discomfort.errors import PromptValidationError
 
     prompt = invert_loop(2)
     prompt["7"] = node("ImageBlend", image1=["3", 0], image2=["10", 0], blend_factor=0.5, blend_mode="normal")
     prompt["4"]["inputs"]["value"] = ["7", 0]
-    with pytest.raises(ExecutionError, match="loop 10 is linked to its own body 'loop': node 7 takes its output"):
+    with pytest.raises(PromptValidationError, match="loop 10 is linked to its own body 'loop': node 7 takes its "
+                       "output") as refused:  # fmt: skip
         comfy.run(prompt)
+    assert list(refused.value.node_errors) == ["10"]
 
 
 def test_no_revalidation_and_no_growth_per_iteration(comfy, loaded, monkeypatch):

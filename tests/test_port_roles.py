@@ -14,6 +14,7 @@ from discomfort.errors import PortError, WorkflowError
 from discomfort.executor.plan import (
     CARRY_IN,
     CARRY_OUT,
+    CHECK,
     INITIAL,
     PARKED,
     PlanCache,
@@ -263,10 +264,10 @@ def nest(depth: int) -> dict:
 def test_nests_up_to_the_limit_are_planned_and_deeper_ones_refused_at_the_limit():
     assert PortGraph(nest(MAX_DEPTH)).loop_body("l1").depth == MAX_DEPTH
     prepared = prepare_prompt(nest(30))
-    assert prepared["l1"][PARKED]["error"].startswith(f"loops are nested more than {MAX_DEPTH} deep (l1 > l2")
-    # Each loop is refused or planned on its own depth: l23 holds the innermost eight.
-    assert all("error" in prepared[f"l{level}"][PARKED] for level in range(1, 23))
-    assert "body" in prepared["l23"][PARKED] and "l24" not in prepared
+    assert prepared["l1"]["inputs"]["problem"].startswith(f"loops are nested more than {MAX_DEPTH} deep (l1 > l2")
+    # Each loop is refused on its own depth; the innermost eight, which could run alone, go with the loops around.
+    assert all(prepared[f"l{level}"]["class_type"] == CHECK for level in range(1, 23))
+    assert not {f"l{level}" for level in range(23, 31)} & set(prepared)
 
 
 def test_a_loop_linked_to_its_own_body_is_refused():

@@ -1,5 +1,7 @@
 """Writes example_workflows/*.json: UI-format workflows (as ComfyUI's frontend saves them) for the jobs people loop
-for. Widget order comes from the running ComfyUI's node definitions, so the files convert and validate.
+for, and beside each a thumbnail (NAME.jpg, what ComfyUI's template browser shows) made from what the workflow
+itself produces when run. Widget order comes from the running ComfyUI's node definitions, so the files convert and
+validate.
 
     python3 tools/dev.py python tools/example_workflows.py
 """
@@ -7,6 +9,7 @@ for. Widget order comes from the running ComfyUI's node definitions, so the file
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from discomfort.executor.embedded import boot
@@ -55,6 +58,17 @@ class Canvas:
         self.nodes.append(node)
         return node_id
 
+    def _port_type(self, by_id, port_id):
+        fed = [link[5] for link in self.links if link[3] == port_id]
+        if fed and fed[0] != "*":
+            return fed[0]
+        for link in self.links:
+            if link[1] == port_id:
+                socket = by_id[link[3]]["inputs"][link[4]]
+                if socket["type"] not in ("*", "COMBO"):
+                    return socket["type"]
+        return "*"
+
     def _kind(self, node_id):
         return next(n["type"] for n in self.nodes if n["id"] == node_id)
 
@@ -62,8 +76,12 @@ class Canvas:
         by_id = {n["id"]: n for n in self.nodes}
         for link_id, origin, slot, _target, _target_slot, _kind in self.links:
             by_id[origin]["outputs"][slot]["links"].append(link_id)
-            if by_id[origin]["type"] == "DiscomfortPort":
-                by_id[origin]["outputs"][slot]["type"] = "*"
+        # A port passes on what feeds it (else what its consumers take): its links carry that type, as the
+        # frontend draws them (an IMAGE link blue, not grey).
+        for link in self.links:
+            if by_id[link[1]]["type"] == "DiscomfortPort":
+                link[5] = self._port_type(by_id, link[1])
+                by_id[link[1]]["outputs"][0]["type"] = link[5]
         nodes = list(self.nodes)
         if note:
             nodes.append({"id": max(by_id) + 1, "type": "MarkdownNote", "pos": [0, -220], "size": [560, 180],
@@ -109,8 +127,11 @@ def folder(defs):
         10, "DiscomfortFolderLoop", (0, 350), {"folder": "discomfort_examples/folder", "body": "loop"}, size=(360, 240)
     )
     return c.workflow(
-        "**A folder, one image at a time.** Put images in `input/discomfort_examples/folder`. Each is "
-        "inverted and saved under its own name in `output/folder_example`, one in memory at a time."
+        "**A folder, one image at a time.** Each image in the folder is inverted and saved under its own name in "
+        "`output/folder_example`, one in memory at a time.\n\n**To fill the folder:** make the folder "
+        "`discomfort_examples/folder` inside ComfyUI's `input` folder and copy your images into it (PNG, JPEG, "
+        "WebP, BMP, TIFF or GIF), or point `folder` at any folder inside `input` or `output`; images uploaded "
+        "with a Load Image node land in `input` itself, so `folder` set to `.` loops over those."
     )
 
 
@@ -161,15 +182,73 @@ def pipeline_refine(defs):
     )
 
 
+EXAMPLES = (("refine_until_settled", refine), ("folder_one_at_a_time", folder), ("video_in_chunks", video),
+            ("pipeline_1_start", pipeline_start), ("pipeline_2_refine", pipeline_refine))  # fmt: skip
+
+
+def thumbnails(comfy, defs, workflows):
+    """Each example run on the embedded ComfyUI, its result drawn into NAME.jpg."""
+    import folder_paths
+    import numpy as np
+    from PIL import Image
+
+    from discomfort.ports.stitch import stitch_ui
+    from discomfort.workflow.convert import ui_to_api
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        comfy.set_output_directory(scratch / "output")
+        folder = Path(folder_paths.get_input_directory()) / "discomfort_examples" / "folder"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, color in enumerate(((230, 90, 60), (60, 160, 220), (240, 200, 70))):
+            Image.new("RGB", (96, 96), color).save(folder / f"sample_{index + 1}.png")
+        for name in ("refine_until_settled", "folder_one_at_a_time", "video_in_chunks"):
+            comfy.run(ui_to_api(workflows[name], defs))
+        stitched = comfy.run(
+            ui_to_api(stitch_ui([workflows["pipeline_1_start"], workflows["pipeline_2_refine"]]), defs)
+        )
+        output = scratch / "output"
+        pictures = {
+            "refine_until_settled": [*sorted((output / "refine").glob("step_*.png"))[:3],
+                                     *sorted((output / "refine").glob("final_*.png"))],
+            "folder_one_at_a_time": sorted((output / "folder_example").glob("*.png")),
+            "video_in_chunks": [_video_frames(next((output / "video").glob("chunks_*.mp4")), 4)],
+        }  # fmt: skip
+        pictures["pipeline_1_start"] = pictures["pipeline_2_refine"] = [
+            output / image.get("subfolder", "") / image["filename"] for image in stitched.images()
+        ][:4]
+        for name, paths in pictures.items():
+            frames = [np.asarray(path.convert("RGB") if isinstance(path, Image.Image) else Image.open(path).convert(
+                "RGB").resize((160, 160), Image.NEAREST)) for path in paths]  # fmt: skip
+            strip = Image.fromarray(np.concatenate(frames, axis=1))
+            strip.thumbnail((512, 512))
+            strip.save(OUT / f"{name}.jpg", quality=88)
+            print(OUT / f"{name}.jpg")
+
+
+def _video_frames(path, count):
+    import av
+    from PIL import Image
+
+    with av.open(str(path)) as container:
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+    chosen = [frames[i * (len(frames) - 1) // (count - 1)] for i in range(count)]
+    strip = Image.new("RGB", (160 * count, 160))
+    for index, frame in enumerate(chosen):
+        strip.paste(frame.resize((160, 160), Image.NEAREST), (160 * index, 0))
+    return strip
+
+
 def main():
-    boot()
+    comfy = boot()
     defs = LiveNodeDefs()
     OUT.mkdir(exist_ok=True)
-    for name, build in (("refine_until_settled", refine), ("folder_one_at_a_time", folder),
-                        ("video_in_chunks", video), ("pipeline_1_start", pipeline_start),
-                        ("pipeline_2_refine", pipeline_refine)):  # fmt: skip
-        (OUT / f"{name}.json").write_text(json.dumps(build(defs), indent=1) + "\n")
+    workflows = {}
+    for name, build in EXAMPLES:
+        workflows[name] = build(defs)
+        (OUT / f"{name}.json").write_text(json.dumps(workflows[name], indent=1) + "\n")
         print(OUT / f"{name}.json")
+    thumbnails(comfy, defs, workflows)
 
 
 if __name__ == "__main__":
