@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+SHOWN_CHARACTERS = 60  # how much of a value a message quotes
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """`value` as a message quotes it: its repr (so NULs, odd characters and types show), cut to `limit`."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(str(value))} characters)"
+
 
 class DiscomfortError(Exception):
     """Base class: catch this to catch every error Discomfort raises on purpose."""

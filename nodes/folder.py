@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError, WorkflowError
+from ..errors import DiscomfortError, SettingsError, WorkflowError
 from ..executor.loop_node import DiscomfortLoop
+from ..workflow.files import checked_name
 
 FILTERS = {
     "images": ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.bmp", "*.tif", "*.tiff", "*.gif"),
@@ -40,7 +41,10 @@ def resolve_folder(name: str) -> Path:
     listed in $DISCOMFORT_FOLDERS. Workflows come from anywhere; they may not read the rest of the disk."""
     import folder_paths
 
-    name = name.strip()
+    try:
+        name = checked_name(name, "folder").strip()
+    except WorkflowError as error:
+        raise SettingsError(str(error)) from None
     if not name:
         raise SettingsError("name a folder of images (relative to ComfyUI's input folder)")
     path = Path(name).expanduser()
@@ -136,21 +140,20 @@ class DiscomfortFolderImageLoader:
             "index": ("INT", {"default": 0, "min": 0, "max": 10_000_000}),
             "size_policy": (list(SIZE_POLICIES), {"default": "error"}),
             "unreadable": (["error", "skip"], {"default": "error", "tooltip": "Unreadable files: stop, or skip."}),
-        }}  # fmt: skip
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}  # fmt: skip
 
     @classmethod
     def IS_CHANGED(cls, folder: str = "", filter: str = "images", custom_pattern: str = "", **_: Any) -> str:
         # The folder's contents, not just its name: a new or changed file means a new result.
         try:
             files = list_images(resolve_folder(folder), filter, custom_pattern)
-        except (SettingsError, OSError):
+        except (DiscomfortError, OSError):
             return ""
         return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
     def load(self, folder: str, filter: str, custom_pattern: str, mode: str, index: int, size_policy: str,
-             unreadable: str) -> tuple:  # fmt: skip
-        path = resolve_folder(folder)
-        files = list_images(path, filter, custom_pattern)
+             unreadable: str, unique_id: str = "?") -> tuple:  # fmt: skip
+        path, files = _folder_files(folder, filter, custom_pattern, f"node {unique_id} (DiscomfortFolderImageLoader)")
         if not files:
             raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
         if mode == "single":
@@ -233,6 +236,15 @@ class DiscomfortFolderLoop(DiscomfortLoop):
                   "next_index": start_index + record.iterations}  # fmt: skip
         complete = start_index + record.iterations >= len(files)
         return {"ui": record.ui, "result": (json.dumps(status), processed, len(skipped), complete)}
+
+
+def _folder_files(folder: Any, filter: str, custom_pattern: Any, where: str) -> tuple[Path, list[Path]]:
+    """The folder a node names and its matching files; errors name the node (`where`)."""
+    try:
+        path = resolve_folder(folder)
+        return path, list_images(path, filter, custom_pattern)
+    except SettingsError as error:
+        raise SettingsError(f"{where}: {error}") from None
 
 
 class _LastLoaded:
