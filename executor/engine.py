@@ -79,6 +79,7 @@ class LoopRecord:
                     self.ui.setdefault(key, []).extend(items)
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
+    checkpoint: Checkpoint | None = None  # held (locked) until close(): the accumulated values may live there
 
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
@@ -88,7 +89,10 @@ class LoopRecord:
         return join_batch(list(items))
 
     def close(self, *, success: bool = True) -> None:
-        """Remove a temporary disk store once its values were read (kept after a failure, so nothing is lost)."""
+        """Let the checkpoint go, and remove a temporary disk store once its values were read (kept after a
+        failure, so nothing is lost)."""
+        if self.checkpoint is not None:
+            self.checkpoint.close()
         if self.store is not None:
             self.store.close(success=success)
             if not success:
@@ -153,7 +157,7 @@ def run_loop(
         if settings.iterations == 0:
             _initial_values(plan, runner, run, initial, prompt_id, extra_data or {}, record)
             return record
-        checkpoint = _open_checkpoint(plan, settings, initial, record)
+        checkpoint = _open_checkpoint(plan, settings, initial, record, prompt_id)
         _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record, checkpoint,
                  per_iteration)  # fmt: skip
         return record
@@ -161,14 +165,18 @@ def run_loop(
         runs.close(run)
 
 
-def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord):
+def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord,
+                     prompt_id: str):  # fmt: skip
     """Set up where accumulated values go; with a checkpoint, also pick up a previous run's state."""
     if settings.checkpoint is None:
         if settings.storage != "ram":
             record.store = DiskStore()
         record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
         return None
-    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate)
+    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate,
+                            holder=f"loop {plan.loop_id} of prompt {prompt_id}")  # fmt: skip
+    checkpoint.open()  # one run at a time; the record lets it go when the front is done with the values
+    record.checkpoint = checkpoint
     if settings.resume and checkpoint.exists():
         state = checkpoint.load()
         record.iterations = state.iteration

@@ -87,7 +87,7 @@ class DiskStore:
         if parts.arrays:
             record["arrays"] = self._write(f"{stem}.arrays.safetensors", lambda path: _save_arrays(parts.arrays, path))
         record["pickles"] = {
-            name: self._write(f"{stem}.{name}.pkl", lambda path, data=data: path.write_bytes(data))
+            name: self._write(_pickle_file(stem, name), lambda path, data=data: path.write_bytes(data))
             for name, data in parts.pickles.items()
         }
         self._write(f"{stem}.json", lambda path: path.write_text(json.dumps(record, allow_nan=False)))
@@ -98,15 +98,17 @@ class DiskStore:
         if record is None:
             raise KeyError(f"no value stored under {key!r} in {self.directory}")
         parts = codec.Parts(record["type"], record["meta"], record["skeleton"])
+        # File names come from the key, never from the record: a record someone edited cannot name other files.
         if tensors is not None:
             parts.tensors = tensors
         elif record.get("tensors"):
-            parts.tensors = _load_tensors(self.directory / record["tensors"])
+            parts.tensors = _load_tensors(self.directory / f"{stem}.safetensors")
         if record.get("arrays"):
             from safetensors.numpy import load_file
 
-            parts.arrays = load_file(self.directory / record["arrays"])
-        parts.pickles = {name: (self.directory / file).read_bytes() for name, file in record.get("pickles", {}).items()}
+            parts.arrays = load_file(self.directory / f"{stem}.arrays.safetensors")
+        parts.pickles = {name: (self.directory / _pickle_file(stem, name)).read_bytes()
+                         for name in record.get("pickles", {})}  # fmt: skip
         if record["type"] == "pickle":
             parts.skeleton = {"$p": "p0"}
         return codec.join(parts, key=self._signing_key() if parts.pickles else None, trust=trust)
@@ -277,6 +279,12 @@ def _stem(key: str) -> str:
     # Keys are uids and paths chosen by users: keep them readable but safe as file names, and distinct.
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:60].strip(".") or "value"
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _pickle_file(stem: str, name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"p\d+", name):  # the codec names pickles p0, p1...
+        raise SerializationError(f"{stem}: a stored value names a pickle {name!r}, which the codec never writes")
+    return f"{stem}.{name}.pkl"
 
 
 def glob_escape(text: str) -> str:

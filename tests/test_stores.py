@@ -122,3 +122,26 @@ def test_accumulating_frames_on_disk_keeps_memory_bounded(key):
     record = frames.store.record("frames/299")
     assert record["meta"]["shape"] == [1, 256, 256, 3]
     frames.store.close()
+
+
+def test_a_record_cannot_name_the_files_it_is_read_from(tmp_path, key):
+    """A store's files can be replaced by others (a checkpoint under output/): names come from the key only."""
+    import json
+
+    secret = tmp_path / "secret.safetensors"
+    store = DiskStore(tmp_path / "run", key=key)
+    store.put("latent", {"samples": torch.ones(2), "opaque": len})
+    (record_file,) = (tmp_path / "run").glob("latent-*.json")
+    record = json.loads(record_file.read_text())
+    secret.write_bytes((tmp_path / "run" / record["tensors"]).read_bytes())
+    record.update(tensors="../secret.safetensors", pickles={"../../p0": "../../elsewhere.pkl"})
+    record_file.write_text(json.dumps(record))
+    from discomfort.errors import SerializationError
+
+    with pytest.raises(SerializationError, match=r"names a pickle '../../p0', which the codec never writes"):
+        store.get("latent")
+    record["pickles"] = {"p0": "../../elsewhere.pkl"}
+    record_file.write_text(json.dumps(record))
+    secret.unlink()  # were the record's name used, this read would fail
+    back = store.get("latent")
+    assert torch.equal(back["samples"], torch.ones(2)) and back["opaque"] is len
