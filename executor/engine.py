@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
 from ..serialization.checkpoint import Checkpoint
-from ..serialization.codec import is_tensor
+from ..serialization.codec import digest, is_tensor
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from . import compat
 from .carry import CarryRun, runs
@@ -191,25 +191,12 @@ def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[st
 
 
 def _checkpoint_fingerprint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(plan.fingerprint.encode())
-    digest.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
+    hashed = hashlib.sha256(plan.fingerprint.encode())
+    hashed.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
     for uid in sorted(initial):
-        digest.update(uid.encode())
-        digest.update(_value_digest(initial[uid]))
-    return digest.hexdigest()
-
-
-def _value_digest(value: Any) -> bytes:
-    """A digest of an initial value: tensors by their bytes, anything else by its envelope skeleton."""
-    if is_tensor(value):
-        import torch
-
-        data = value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        return hashlib.blake2b(memoryview(data), digest_size=16).digest() + str((value.dtype, value.shape)).encode()
-    try:
-        return json.dumps(value, sort_keys=True, default=repr).encode()
-    except (TypeError, ValueError):
-        return repr(type(value)).encode()
+        hashed.update(uid.encode())
+        hashed.update(digest(initial[uid]))  # data and tensors by content, live objects (MODEL...) by type
+    return hashed.hexdigest()
 
 
 def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record,
