@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
+from ..errors import BodyError, LoopError, PromptValidationError, SettingsError, shown
 from ..serialization.checkpoint import Checkpoint
-from ..serialization.codec import digest, is_tensor
+from ..serialization.codec import digest, is_ndarray, is_tensor
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from . import compat
 from .carry import CarryRun, runs
@@ -257,7 +257,11 @@ def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_da
         record.add_ui(runner.ui_outputs())
         for uid in settings.accumulate:
             record.accumulated[uid].append(run.given[uid])
-        stop = bool(settings.stop_when) and _truthy(run.given[settings.stop_when])
+        try:
+            stop = bool(settings.stop_when) and _truthy(run.given[settings.stop_when])
+        except TypeError as error:
+            raise LoopError(f"loop {plan.loop_id}, iteration {i + 1}/{total}: stop_when {settings.stop_when!r} "
+                            f"{error}", loop_id=plan.loop_id, iteration=i + 1, record=record) from None  # fmt: skip
         if checkpoint is not None:
             checkpoint.save(i + 1, record.values, stopped=stop)
         record.iterations = i + 1
@@ -344,6 +348,17 @@ def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
 
 
 def _truthy(value: Any) -> bool:
+    """Whether a stop value says stop: a BOOLEAN, or a number other than 0; a tensor or a numpy array when it has
+    elements and all are true. Anything else raises TypeError: to Python the text "false" is true."""
+    if isinstance(value, (bool, int, float)):
+        return bool(value)
     if is_tensor(value):
         return bool(value.numel() > 0 and value.bool().all())
-    return bool(value)
+    if is_ndarray(value) or type(value).__module__ == "numpy":  # numpy arrays and scalars (numpy.bool_)
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.dtype.kind in "biuf":
+            return bool(array.size > 0 and array.all())
+    raise TypeError(f"gave a {type(value).__name__} ({shown(value)}); a stop value is a BOOLEAN, a number or a "
+                    "tensor")  # fmt: skip
