@@ -126,9 +126,8 @@ class Runtime:
             self._comfy.call(run_loop, plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
                              extra_data={}, progress=report, record=record)  # fmt: skip
             accumulated = {uid: record.joined(uid) for uid in settings.accumulate}
-        except BaseException:
-            record.close(success=False)
-            raise
+        except BaseException as error:
+            record.fail(error)
         record.close()
         return RunResult(dict(record.values), accumulated, record.iterations, list(record.seconds),
                          list(record.ui.get("images", [])), record.stopped_early)  # fmt: skip

@@ -81,6 +81,12 @@ class LoopError(DiscomfortError):
         self.record = record
         super().__init__(message)
 
+    def kept_in(self, where: object) -> LoopError:
+        """This error, also saying where the values of the finished iterations were kept."""
+        return LoopError(f"{self}; the values of its finished iterations are kept in {where}", loop_id=self.loop_id,
+                         iteration=self.iteration, node_id=self.node_id, class_type=self.class_type,
+                         record=self.record)  # fmt: skip
+
 
 class SerializationError(DiscomfortError, ValueError):
     """A value cannot be encoded, or an envelope cannot be decoded; names the key path at fault."""

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import BodyError, LoopError, PromptValidationError, SettingsError, shown
 from ..serialization.checkpoint import Checkpoint
@@ -88,15 +88,25 @@ class LoopRecord:
             return join_batch(items.as_batch())  # joins tensors from disk into one allocation, else a list
         return join_batch(list(items))
 
-    def close(self, *, success: bool = True) -> None:
-        """Let the checkpoint go, and remove a temporary disk store once its values were read (kept after a
-        failure, so nothing is lost)."""
+    def close(self, *, success: bool = True) -> os.PathLike | None:
+        """Let the checkpoint go, and remove a temporary disk store once its values were read; after a failure
+        the store is kept, so nothing is lost: returns where, then."""
         if self.checkpoint is not None:
             self.checkpoint.close()
-        if self.store is not None:
-            self.store.close(success=success)
-            if not success:
-                log.warning("values of the unfinished loop are kept in %s", self.store.directory)
+        if self.store is None:
+            return None
+        kept = self.store.close(success=success)
+        if kept is not None:
+            log.warning("values of the unfinished loop are kept in %s", kept)
+        return kept
+
+    def fail(self, error: BaseException) -> NoReturn:
+        """Close after `error` stopped the run, and raise it: a LoopError then also names where the values of
+        its finished iterations are kept."""
+        kept = self.close(success=False)
+        if kept is not None and isinstance(error, LoopError):
+            raise error.kept_in(kept) from error
+        raise error
 
 
 def join_batch(items: Any) -> Any:

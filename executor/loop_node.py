@@ -114,9 +114,8 @@ class DiscomfortLoop:
             run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
                      extra_data=extra_data, progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
             yield record
-        except BaseException:
-            record.close(success=False)
-            raise
+        except BaseException as error:
+            record.fail(error)
         record.close()
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import psutil
 import pytest
@@ -145,3 +146,32 @@ def test_a_record_cannot_name_the_files_it_is_read_from(tmp_path, key):
     secret.unlink()  # were the record's name used, this read would fail
     back = store.get("latent")
     assert torch.equal(back["samples"], torch.ones(2)) and back["opaque"] is len
+
+
+def test_failed_runs_are_kept_within_a_budget_the_oldest_removed_first(tmp_path):
+    from discomfort.serialization.stores import prune
+
+    for stamp, size in (("20260101-000000", 400), ("20260102-000000", 300), ("20260103-000000", 200)):
+        (tmp_path / f"{stamp}-run").mkdir()
+        (tmp_path / f"{stamp}-run" / "x.safetensors").write_bytes(b"x" * size)
+    newest = tmp_path / "20260103-000000-run"
+    assert prune(tmp_path, 600, keep=newest) == [tmp_path / "20260101-000000-run"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["20260102-000000-run", "20260103-000000-run"]
+    assert prune(tmp_path, 100, keep=newest) == [tmp_path / "20260102-000000-run"]
+    assert [path.name for path in tmp_path.iterdir()] == ["20260103-000000-run"]  # the newest always stays
+
+
+@pytest.mark.comfy
+def test_inside_comfyui_a_run_writes_under_its_temp_folder_and_a_failed_one_is_kept_in_user(comfy, key):
+    import folder_paths
+
+    store = DiskStore(key=key)
+    assert store.directory.parent == Path(folder_paths.get_temp_directory()) / "discomfort"
+    store.put("x", torch.ones(2))
+    kept = store.close(success=False)
+    assert (
+        kept == store.directory and kept.parent == Path(folder_paths.get_user_directory()) / "discomfort" / "unfinished"
+    )
+    assert torch.equal(DiskStore(kept, key=key).get("x"), torch.ones(2))
+    empty = DiskStore(key=key)
+    assert empty.close(success=False) is None and not empty.directory.exists()  # nothing to keep
