@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import DiscomfortError
 from .signing import SigningKey
@@ -80,7 +80,7 @@ class Checkpoint:
         self.accumulate = accumulate
         self.holder = holder
         self._key = key
-        self._lock: int | None = None
+        self._lock: BinaryIO | None = None  # the open lock file; closing it (or collecting it) lets go
         self._accumulated_store: DiskStore | None = None
 
     @property
@@ -106,16 +106,15 @@ class Checkpoint:
             ) from None
         who = {"pid": os.getpid(), "host": socket.gethostname(), "holder": self.holder,
                "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
-        os.ftruncate(descriptor, 0)
-        os.lseek(descriptor, 0, os.SEEK_SET)
-        os.write(descriptor, _describe_holder(who).encode())
-        self._lock = descriptor
+        self._lock = os.fdopen(descriptor, "r+b", buffering=0)
+        self._lock.truncate(0)
+        self._lock.write(_describe_holder(who).encode())
         self._refuse_links()
 
     def close(self) -> None:
         """Let the folder go (its lock file stays: it marks the folder as a checkpoint)."""
         if self._lock is not None:
-            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock.close()  # releases the lock
             self._lock = None
         self._accumulated_store = None
 

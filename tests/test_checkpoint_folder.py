@@ -51,12 +51,16 @@ def test_a_second_run_is_refused_naming_the_folder_and_its_holder(tmp_path, key)
 
 
 def test_a_killed_holder_does_not_block_the_folder(tmp_path, key):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from discomfort.serialization import Checkpoint, SigningKey; "
-         "Checkpoint(sys.argv[1], 'body', key=SigningKey.load_or_create(sys.argv[2])).open(); print('held', "
-         "flush=True); time.sleep(60)", str(tmp_path / "run"), str(tmp_path / "signing.key")],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    code = (
+        "import sys, time\n"
+        "from discomfort.serialization import Checkpoint, SigningKey\n"
+        "held = Checkpoint(sys.argv[1], 'body', key=SigningKey.load_or_create(sys.argv[2]))\n"
+        "held.open()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run"), str(tmp_path / "signing.key")],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(CheckpointLocked, match=f"pid {holder.pid}"):
