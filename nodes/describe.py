@@ -111,7 +111,7 @@ async def describe(image_png: bytes, *, base_url: str, model: str, prompt: str, 
     wait = BACKOFF_SECONDS
     for attempt in range(retries + 1):
         try:
-            status, headers, data = await _until_done(_post(url, body, key, timeout), timeout, url)
+            status, headers, data = await _until_done(_post(url, body, key), timeout)
         except _Retryable as error:
             if attempt == retries:
                 raise DescriberError(redact(f"{url} did not answer after {retries + 1} attempt(s): {error}")) from None
@@ -137,14 +137,15 @@ class _Retryable(Exception):
     """An attempt that may succeed if tried again: a timeout, a refused or dropped connection."""
 
 
-async def _post(url: str, body: bytes, key: str, timeout: float) -> tuple[int, Any, bytes]:
+async def _post(url: str, body: bytes, key: str) -> tuple[int, Any, bytes]:
     """POST `body`, following 307/308 redirects (the key only to the same origin); (status, headers, bytes)."""
     import aiohttp
 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     origin = _origin(url)
-    # trust_env would also read ~/.netrc; proxies from the environment are taken as urllib reads them.
-    async with aiohttp.ClientSession(trust_env=False) as session:
+    # trust_env would also read ~/.netrc; proxies from the environment are taken as urllib reads them. The time
+    # is bounded by _until_done, around the whole attempt.
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=None)) as session:
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 async with session.post(url, data=body, headers=headers, allow_redirects=False,
@@ -161,7 +162,7 @@ async def _post(url: str, body: bytes, key: str, timeout: float) -> tuple[int, A
                         url = target
                         continue
                     return response.status, response.headers, await _read(response, url)
-            except aiohttp.ClientError as error:
+            except (aiohttp.ClientError, OSError) as error:
                 raise _Retryable(f"{type(error).__name__}: {error}") from None
         raise DescriberError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
@@ -179,7 +180,7 @@ async def _read(response: Any, url: str) -> bytes:
     return bytes(data)
 
 
-async def _until_done(work: Any, timeout: float, url: str) -> Any:
+async def _until_done(work: Any, timeout: float) -> Any:
     """Await `work`, for at most `timeout` seconds, giving up as soon as ComfyUI's Cancel is pressed."""
     task = asyncio.ensure_future(work)
     deadline = time.monotonic() + timeout

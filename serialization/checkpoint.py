@@ -104,11 +104,11 @@ class Checkpoint:
                 f"checkpoint folder {self.directory} is in use by {holder}; wait for that run to end, or give this "
                 "loop another checkpoint folder"
             ) from None
-        who = {"pid": os.getpid(), "host": socket.gethostname(), "holder": self.holder,
-               "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
         self._lock = os.fdopen(descriptor, "r+b", buffering=0)
         self._lock.truncate(0)
-        self._lock.write(_describe_holder(who).encode())
+        who = f"{self.holder} " if self.holder else ""
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._lock.write(f"{who}(pid {os.getpid()} on {socket.gethostname()}, since {since})".encode())
         self._refuse_links()
 
     def close(self) -> None:
@@ -252,11 +252,6 @@ class Checkpoint:
 
 def _canonical(state: dict[str, Any]) -> bytes:
     return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _describe_holder(who: dict[str, Any]) -> str:
-    holder = f"{who['holder']} " if who["holder"] else ""
-    return f"{holder}(pid {who['pid']} on {who['host']}, since {who['since']})"
 
 
 def _read_all(descriptor: int) -> bytes:

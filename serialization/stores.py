@@ -166,9 +166,12 @@ class DiskStore:
         root = unfinished_root()
         if root is None:  # outside ComfyUI: the folder stays where it is
             return self.directory
-        root.mkdir(parents=True, exist_ok=True)
         kept = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.directory.name}"
-        shutil.move(self.directory, kept)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.move(self.directory, kept)
+        except OSError:  # the run already failed: keep its values where they are rather than hide why
+            return self.directory
         self.directory = kept
         prune(root, UNFINISHED_BUDGET_BYTES, keep=kept)
         return kept
@@ -275,9 +278,9 @@ class SpillingList(Sequence):
 
 
 def scratch_root() -> Path:
-    """Where disk storage writes while a run lasts: <ComfyUI temp>/discomfort, or the system's outside ComfyUI."""
+    """Where disk storage writes while a run lasts: <ComfyUI temp>/discomfort (the system's outside ComfyUI)."""
     temp = _comfy_directory("get_temp_directory")
-    return temp / "discomfort" if temp is not None else Path(tempfile.gettempdir())
+    return (temp if temp is not None else Path(tempfile.gettempdir())) / "discomfort"
 
 
 def unfinished_root() -> Path | None:
