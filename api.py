@@ -140,9 +140,8 @@ class Runtime:
             self._comfy.call(run_loop, plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
                              extra_data={}, progress=report, record=record)  # fmt: skip
             accumulated = {uid: record.joined(uid) for uid in settings.accumulate}
-        except BaseException:
-            record.close(success=False)
-            raise
+        except BaseException as error:
+            record.fail(error)
         finally:
             self._comfy.server.listeners.remove(listen)
         record.close()

@@ -20,7 +20,7 @@ from .errors import (
     SettingsError,
     WorkflowError,
 )
-from .serialization.checkpoint import CheckpointMismatch
+from .serialization.checkpoint import CheckpointError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow ran and a node failed
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error, EXIT_BAD_INPUT)
     except (ExecutionError, LoopError) as error:
         return _fail(error, EXIT_FAILED)
-    except (SettingsError, SerializationError, CheckpointMismatch) as error:
+    except (SettingsError, SerializationError, CheckpointError) as error:
         return _fail(error, EXIT_BAD_INPUT)
     except DiscomfortError as error:
         return _fail(error, EXIT_FAILED)

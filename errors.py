@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+SHOWN_CHARACTERS = 60  # how much of a value a message quotes
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """`value` as a message quotes it: its repr (so NULs, odd characters and types show), cut to `limit`."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(str(value))} characters)"
 
 
 class DiscomfortError(Exception):
@@ -103,6 +112,12 @@ class LoopError(DiscomfortError):
         self.traceback = traceback or []
         self.inputs = inputs
         super().__init__(message)
+
+    def kept_in(self, where: object) -> LoopError:
+        """This error, also saying where the values of the finished iterations were kept."""
+        return LoopError(f"{self}; the values of its finished iterations are kept in {where}", loop_id=self.loop_id,
+                         iteration=self.iteration, node_id=self.node_id, class_type=self.class_type,
+                         record=self.record, traceback=self.traceback, inputs=self.inputs)  # fmt: skip
 
 
 class SerializationError(DiscomfortError, ValueError):

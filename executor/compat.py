@@ -40,6 +40,13 @@ def is_interrupt(error: BaseException) -> bool:
     return isinstance(error, interrupt_exception())
 
 
+def interrupt_requested() -> bool:
+    """Whether Cancel was pressed, without consuming it (for a node that waits on something else meanwhile)."""
+    import comfy.model_management
+
+    return comfy.model_management.processing_interrupted()
+
+
 def raise_if_interrupted() -> None:
     """Consume a pending interrupt and raise it. Each inner run clears the flag, so check before starting one."""
     import comfy.model_management

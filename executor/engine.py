@@ -14,11 +14,11 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
-from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
+from ..errors import BodyError, LoopError, PromptValidationError, SettingsError, shown
 from ..serialization.checkpoint import Checkpoint
-from ..serialization.codec import is_tensor
+from ..serialization.codec import digest, is_ndarray, is_tensor
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
 from ..workflow.graph import Graph
 from . import compat
@@ -91,6 +91,7 @@ class LoopRecord:
         return merged
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
+    checkpoint: Checkpoint | None = None  # held (locked) until close(): the accumulated values may live there
 
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
@@ -99,12 +100,30 @@ class LoopRecord:
             return join_batch(items.as_batch())  # joins tensors from disk into one allocation, else a list
         return join_batch(list(items))
 
-    def close(self, *, success: bool = True) -> None:
-        """Remove a temporary disk store once its values were read (kept after a failure, so nothing is lost)."""
-        if self.store is not None:
-            self.store.close(success=success)
-            if not success:
-                log.warning("values of the unfinished loop are kept in %s", self.store.directory)
+    def close(self, *, success: bool = True) -> os.PathLike | None:
+        """Let the checkpoint go, and remove a temporary disk store once its values were read; after a failure
+        the store is kept, so nothing is lost: returns where, then."""
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+        if self.store is None:
+            return None
+        kept = self.store.close(success=success)
+        if kept is not None:
+            log.warning("values of the unfinished loop are kept in %s", kept)
+        return kept
+
+    def failed(self, error: BaseException) -> BaseException:
+        """Close after `error` stopped the run; the error to report: a LoopError then also names where the values
+        of its finished iterations are kept."""
+        kept = self.close(success=False)
+        return error.kept_in(kept) if kept is not None and isinstance(error, LoopError) else error
+
+    def fail(self, error: BaseException) -> NoReturn:
+        """Close after `error` stopped the run, and raise what `failed` says."""
+        reported = self.failed(error)
+        if reported is error:
+            raise error
+        raise reported from error
 
 
 def join_batch(items: Any) -> Any:
@@ -172,6 +191,7 @@ class LoopRun:
         self.plan, self.settings, self.runner = plan, settings, runner
         self.initial = dict(initial or {})
         self.per_iteration = {uid: make for uid, make in (per_iteration or {}).items() if uid in plan.entries}
+        self.outer_prompt_id = prompt_id
         self.prompt_id = f"{prompt_id}:{plan.loop_id}"
         self.extra_data = dict(extra_data or {})
         self.progress = progress
@@ -188,7 +208,8 @@ class LoopRun:
             if self.settings.iterations == 0:
                 self._initial_values()
             else:
-                self.checkpoint = _open_checkpoint(self.plan, self.settings, self.initial, self.record)
+                self.checkpoint = _open_checkpoint(self.plan, self.settings, self.initial, self.record,
+                                                   self.outer_prompt_id)  # fmt: skip
                 self._iterate()
             return self.record
         finally:
@@ -252,7 +273,11 @@ class LoopRun:
         record.add_shown(self.runner.ui_outputs())
         for uid in settings.accumulate:
             record.accumulated[uid].append(given[uid])
-        stop = bool(settings.stop_when) and _truthy(given[settings.stop_when])
+        try:
+            stop = bool(settings.stop_when) and _truthy(given[settings.stop_when])
+        except TypeError as error:
+            raise LoopError(f"{self._where(i)}: stop_when {settings.stop_when!r} {error}", loop_id=plan.loop_id,
+                            iteration=i + 1, record=record) from None  # fmt: skip
         if self.checkpoint is not None:
             self.checkpoint.save(i + 1, record.values, stopped=stop)
         record.iterations = i + 1
@@ -331,14 +356,18 @@ class LoopRun:
         return f"loop {self.plan.loop_id}, iteration {i + 1}/{self.settings.iterations}"
 
 
-def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord):
+def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord,
+                     prompt_id: str):  # fmt: skip
     """Set up where accumulated values go; with a checkpoint, also pick up a previous run's state."""
     if settings.checkpoint is None:
         if settings.storage != "ram":
             record.store = DiskStore()
         record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
         return None
-    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate)
+    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate,
+                            holder=f"loop {plan.loop_id} of prompt {prompt_id}")  # fmt: skip
+    checkpoint.open()  # one run at a time; the record lets it go when the front is done with the values
+    record.checkpoint = checkpoint
     if settings.resume and checkpoint.exists():
         state = checkpoint.load()
         record.iterations = state.iteration
@@ -353,25 +382,12 @@ def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[st
 
 
 def _checkpoint_fingerprint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(plan.fingerprint.encode())
-    digest.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
+    hashed = hashlib.sha256(plan.fingerprint.encode())
+    hashed.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
     for uid in sorted(initial):
-        digest.update(uid.encode())
-        digest.update(_value_digest(initial[uid]))
-    return digest.hexdigest()
-
-
-def _value_digest(value: Any) -> bytes:
-    """A digest of an initial value: tensors by their bytes, anything else by its envelope skeleton."""
-    if is_tensor(value):
-        import torch
-
-        data = value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        return hashlib.blake2b(memoryview(data), digest_size=16).digest() + str((value.dtype, value.shape)).encode()
-    try:
-        return json.dumps(value, sort_keys=True, default=repr).encode()
-    except (TypeError, ValueError):
-        return repr(type(value)).encode()
+        hashed.update(uid.encode())
+        hashed.update(digest(initial[uid]))  # data and tensors by content, live objects (MODEL...) by type
+    return hashed.hexdigest()
 
 
 def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
@@ -391,6 +407,17 @@ def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
 
 
 def _truthy(value: Any) -> bool:
+    """Whether a stop value says stop: a BOOLEAN, or a number other than 0; a tensor or a numpy array when it has
+    elements and all are true. Anything else raises TypeError: to Python the text "false" is true."""
+    if isinstance(value, (bool, int, float)):
+        return bool(value)
     if is_tensor(value):
         return bool(value.numel() > 0 and value.bool().all())
-    return bool(value)
+    if is_ndarray(value) or type(value).__module__ == "numpy":  # numpy arrays and scalars (numpy.bool_)
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.dtype.kind in "biuf":
+            return bool(array.size > 0 and array.all())
+    raise TypeError(f"gave a {type(value).__name__} ({shown(value)}); a stop value is a BOOLEAN, a number or a "
+                    "tensor")  # fmt: skip

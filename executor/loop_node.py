@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import LoopError, SettingsError, WorkflowError
+from ..errors import LoopError, SettingsError, WorkflowError, shown
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
@@ -95,6 +95,7 @@ class DiscomfortLoop:
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
+        _check_uids(plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
@@ -133,8 +134,8 @@ class DiscomfortLoop:
             run_loop(plan, settings, runner, initial=initial, prompt_id=prompt_id or unique_id,
                      extra_data=extra_data, progress=report, record=record, per_iteration=per_iteration)  # fmt: skip
             outputs, ui = results(record)
-        except BaseException as failure:
-            record.close(success=False)
+        except BaseException as error:
+            failure = record.failed(error)
             interrupted = compat.is_interrupt(failure)
             report.ended(record, "cancelled" if interrupted else "failed")
             if not (interrupted or isinstance(failure, LoopError)):
@@ -240,18 +241,27 @@ def _prepared_node(prompt: dict, unique_id: str) -> dict:
 
 def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
     """A checkpoint name from a workflow, as a folder under ComfyUI's output directory; nothing outside it."""
-    name = name.strip()
-    if not name:
-        return None
     import folder_paths
 
-    from ..workflow.files import resolve_under
+    from ..workflow.files import checked_name, resolve_under
 
     root = Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints"
     try:
-        return resolve_under(root, name, "checkpoint folder")
+        name = checked_name(name, "checkpoint").strip()
+        return resolve_under(root, name, "checkpoint folder") if name else None
     except WorkflowError as error:
         raise SettingsError(f"loop {loop_id}: {error}") from None
+
+
+def _check_uids(plan: Any, uids: list[str], loop_id: str) -> None:
+    """Every uid bound to a value_k socket is one of the body's ports: another would only ever give None."""
+    known = set(plan.entries) | set(plan.exits)
+    unknown = [uid for uid in uids if uid not in known]
+    if unknown:
+        raise SettingsError(
+            f"loop {loop_id}: uids names {', '.join(map(repr, unknown))}, which no port of body "
+            f"{plan.body_name!r} has (its uids: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def _uid_list(text: str, widget: str, loop_id: str) -> list[str]:
@@ -314,17 +324,23 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         from ..workflow.files import load_json, resolve_under
         from .pipeline import plan_pipeline
 
-        names = [line.strip() for line in str(widgets.pop("workflows", "")).splitlines() if line.strip()]
+        text = widgets.pop("workflows", "")
+        if not isinstance(text, str):
+            raise SettingsError(f"loop {unique_id}: workflows {shown(text)} is not text")
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         if not names:
             raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
         root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
         graphs = []
         for name in names:
-            path = resolve_under(root, name)
-            if path.suffix != ".json" and not path.exists() and path.with_suffix(".json").exists():
-                path = path.with_suffix(".json")  # as ComfyUI lists them: without the extension
             try:
+                path = resolve_under(root, name, widget="workflows")
+                if path.suffix != ".json" and not path.exists():
+                    # As ComfyUI lists them: without the extension. Resolved on its own, so that a link named
+                    # <name>.json is checked as well.
+                    with_extension = resolve_under(root, f"{name}.json", widget="workflows")
+                    path = with_extension if with_extension.exists() else path
                 graphs.append(load_json(path))
             except WorkflowError as error:
-                raise WorkflowError(f"{name}: {error}") from None
+                raise WorkflowError(f"loop {unique_id}: {error}") from None
         return plan_pipeline(graphs, names)

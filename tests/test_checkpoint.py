@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import install_custom_nodes, read_log
@@ -148,3 +149,24 @@ def test_a_full_disk_mid_loop_loses_no_finished_iteration(comfy, log_file, reque
     assert blue(final) == 6
     frames = sorted(comfy.output_directory.glob(f"{name}_frames_*.png"))
     assert [blue(path) for path in frames] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_a_server_loop_is_using_is_refused_to_another_process(server, client, comfy, log_file):
+    from discomfort import Runtime
+    from discomfort.serialization import CheckpointLocked
+
+    folder = server.base_directory / "output" / "discomfort" / "checkpoints" / "held"
+    prompt_id = client.queue(counter(8, "held", False, str(log_file), stall=0.3, prefix="held"))
+    deadline = time.monotonic() + 60
+    while not (folder / "state.json").exists():
+        assert time.monotonic() < deadline, "the server's loop wrote no checkpoint"
+        time.sleep(0.05)
+    workflows = [Path(__file__).parent / "workflows" / name for name in ("start_image.json", "blur_step.json")]
+    with Runtime() as runtime, pytest.raises(CheckpointLocked) as refused:
+        runtime.run(workflows, iterations=2, checkpoint=folder)
+    assert f"checkpoint folder {folder} is in use by loop 10 of prompt {prompt_id} (pid {server.process.pid}" in str(
+        refused.value
+    )
+    run = client.wait(prompt_id)
+    assert run.status == "success", run.messages[-3:]  # the server's run went on untouched
+    assert json.loads((folder / "state.json").read_text())["iteration"] == 8

@@ -110,6 +110,18 @@ def test_ctrl_c_stops_a_long_run_keeping_its_finished_iterations_and_resume_goes
 
 
 @pytest.mark.comfy
+def test_a_checkpoint_folder_of_other_files_is_refused_and_left_alone(tmp_path):
+    folder = tmp_path / "my_project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    done = discomfort("run", str(EXAMPLE), "--checkpoint", str(folder), "-o", str(tmp_path / "images"), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{folder} is not empty and holds no checkpoint" in done.stderr
+    assert [path.name for path in folder.iterdir()] == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.comfy
 def test_input_image_file_feeds_the_entry_port(tmp_path):
     Image.new("RGB", (16, 8), (255, 255, 255)).save(tmp_path / "white.png")
     done = discomfort("run", str(WORKFLOWS / "blur_step.json"), "--input", f"image={tmp_path / 'white.png'}",
