@@ -7,7 +7,9 @@ Either way nothing of ComfyUI is imported here, so `import discomfort` works bef
 from .api import RunResult, Runtime
 from .errors import DiscomfortError, LoopError, PortError, WorkflowError
 from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
+from .executor.checks import DiscomfortCheck
 from .executor.loop_node import DiscomfortLoop, DiscomfortWorkflowLoop
+from .executor.outcome import DiscomfortRaise, DiscomfortReplay
 from .executor.server_hook import install as _install_server_hook
 from .nodes.compare import DiscomfortImageDifference
 from .nodes.describe import DiscomfortImageDescriber
@@ -29,6 +31,9 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortJoinChunks": DiscomfortJoinChunks,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
+    "DiscomfortCheck": DiscomfortCheck,
+    "DiscomfortReplay": DiscomfortReplay,
+    "DiscomfortRaise": DiscomfortRaise,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -44,6 +49,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortJoinChunks": "Discomfort Join Chunks",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
+    "DiscomfortCheck": "Discomfort loop check (internal)",
+    "DiscomfortReplay": "Discomfort loop output (internal)",
+    "DiscomfortRaise": "Discomfort loop failure (internal)",
 }
 
 # The frontend extension (web/*.js): port badges, typed sockets, body highlight, the iteration counter, loop actions.

@@ -33,6 +33,8 @@ class RunResult:
     seconds: list[float] = field(default_factory=list)  # per iteration
     images: list[dict[str, str]] = field(default_factory=list)  # files the pipeline's save nodes wrote
     stopped_early: bool = False
+    # Loops inside the workflows, by node id: their last report ("iteration", "total", "state", timings)
+    loops: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Runtime:
@@ -91,7 +93,8 @@ class Runtime:
     def run(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None, *,
             iterations: int = 1, until: str | None = None, accumulate: Sequence[str] = (), storage: str = "ram",
             checkpoint: str | os.PathLike | None = None, resume: bool = False,
-            progress: Callable[[int, int, Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
+            progress: Callable[[int, int, Mapping[str, Any]], None] | None = None,
+            loop_progress: Callable[[Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
         """Run the pipeline `iterations` times; what an OUTPUT port gives feeds the entry port of the same uid.
 
         Args:
@@ -103,6 +106,7 @@ class Runtime:
             checkpoint, resume: a folder to commit the state to after every iteration, and whether to continue
                 from it.
             progress: called after every iteration with (finished, planned, latest values by uid).
+            loop_progress: called with each report of a loop inside the workflows (see `RunResult.loops`).
 
         Raises:
             WorkflowError: a file is malformed, a node type unknown, ports set up wrongly.
@@ -110,6 +114,7 @@ class Runtime:
         """
         from .executor.engine import LoopRecord, LoopSettings, run_loop
         from .executor.plan import plan_workflow
+        from .executor.proxy import LOOP_MESSAGE
 
         names = " + ".join(_name(item) for item in _as_list(workflows))
         plan = plan_workflow(self.pipeline(workflows), names)  # the same plan the workflow-loop node makes
@@ -117,21 +122,31 @@ class Runtime:
                                 Path(checkpoint) if checkpoint is not None else None, resume)  # fmt: skip
         record = LoopRecord()
         runner = self._nested_runner()
+        runner.bind(self._comfy.server, None, visible=plan.shown_ids())  # no canvas: every node is itself
+        loops: dict[str, dict[str, Any]] = {}
 
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done, total, record.values)
 
+        def listen(event: str, data: Any) -> None:
+            if event == LOOP_MESSAGE:
+                loops[data["node"]] = data
+                if loop_progress is not None:
+                    loop_progress(data)
+
+        self._comfy.server.listeners.append(listen)
         try:
             self._comfy.call(run_loop, plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
                              extra_data={}, progress=report, record=record)  # fmt: skip
             accumulated = {uid: record.joined(uid) for uid in settings.accumulate}
-        except BaseException:
-            record.close(success=False)
-            raise
+        except BaseException as error:
+            record.fail(error)
+        finally:
+            self._comfy.server.listeners.remove(listen)
         record.close()
         return RunResult(dict(record.values), accumulated, record.iterations, list(record.seconds),
-                         list(record.ui.get("images", [])), record.stopped_early)  # fmt: skip
+                         list(record.ui.get("images", [])), record.stopped_early, loops)  # fmt: skip
 
     def run_sequential(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None,
                        **options: Any) -> RunResult:  # fmt: skip
@@ -144,7 +159,6 @@ class Runtime:
 
         if self._runner is None:
             self._runner = NestedRunner("workflow")
-            self._runner.bind(self._comfy.server, None)
         return self._runner
 
 

@@ -20,7 +20,7 @@ from .errors import (
     SettingsError,
     WorkflowError,
 )
-from .serialization.checkpoint import CheckpointMismatch
+from .serialization.checkpoint import CheckpointError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow ran and a node failed
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error, EXIT_BAD_INPUT)
     except (ExecutionError, LoopError) as error:
         return _fail(error, EXIT_FAILED)
-    except (SettingsError, SerializationError, CheckpointMismatch) as error:
+    except (SettingsError, SerializationError, CheckpointError) as error:
         return _fail(error, EXIT_BAD_INPUT)
     except DiscomfortError as error:
         return _fail(error, EXIT_FAILED)
@@ -124,39 +124,62 @@ def _run(args: argparse.Namespace) -> int:
     with Runtime(args.comfyui, output_directory=output, input_directory=args.input_dir) as runtime:
         booted = time.perf_counter()
         bar = tqdm(total=args.iterations, unit="it", desc="iterations", file=sys.stderr, disable=args.iterations < 2)
+        loop_bars: dict[str, Any] = {}
         saved: list[Path] = []
 
         def progress(done: int, total: int, values: dict[str, Any]) -> None:
             saved.extend(_save_images(values, output, done))  # each iteration's images as soon as it finishes
             bar.update(done - bar.n)
 
+        def loop_progress(report: dict[str, Any]) -> None:
+            # A bar for each loop inside the workflows, below the pipeline's own.
+            loop_bar = loop_bars.get(report["node"])
+            if loop_bar is None:
+                loop_bar = loop_bars[report["node"]] = tqdm(total=report["total"], unit="it", file=sys.stderr,
+                                                            desc=f"loop {report['node']}", position=len(loop_bars) + 1,
+                                                            leave=True)  # fmt: skip
+            loop_bar.update(report["iteration"] - loop_bar.n)
+            if report["state"] != "running":
+                loop_bar.set_postfix_str(report["state"])
+
         try:
             result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
                                  accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
-                                 resume=args.resume, progress=progress)  # fmt: skip
+                                 resume=args.resume, progress=progress, loop_progress=loop_progress)  # fmt: skip
         finally:
-            bar.close()
-    for image in result.images:
+            for open_bar in (bar, *loop_bars.values()):
+                open_bar.close()
+    written = [image for image in result.images if image.get("type", "output") == "output"]  # not the previews
+    for image in written:
         print(output / image.get("subfolder", "") / image["filename"])
     for path in saved:
         print(path)
     seconds = time.perf_counter() - booted
     per_iteration = f"{1e3 * sum(result.seconds) / len(result.seconds):.1f} ms/iteration" if result.seconds else "-"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    print(f"done: {result.iterations} iteration(s){' (stopped early)' if result.stopped_early else ''}, "
-          f"{per_iteration}, {seconds:.2f} s (ComfyUI boot {booted - started:.1f} s), peak memory {peak:.0f} MB, "
-          f"{len(result.images) + len(saved)} image(s) in {output}", file=sys.stderr)  # fmt: skip
+    runs = "ran once" if args.iterations == 1 else f"{result.iterations} iteration(s)"
+    print(f"done: {runs}{' (stopped early)' if result.stopped_early else ''}, {per_iteration}, {seconds:.2f} s "
+          f"(ComfyUI boot {booted - started:.1f} s), peak memory {peak:.0f} MB, {len(written) + len(saved)} image(s) "
+          f"in {output}", file=sys.stderr)  # fmt: skip
+    for node_id, report in result.loops.items():
+        timing = report.get("seconds_per_iteration")
+        print(f"loop {node_id}: {report['iteration']} of {report['total']} iteration(s), {report['state']}"
+              + (f", {1e3 * timing:.1f} ms/iteration" if timing else ""), file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 
 def _ports(args: argparse.Namespace) -> int:
-    from .ports.discovery import interface
+    from .ports import PortGraph
     from .workflow.files import load_json
 
-    found = interface(load_json(args.workflow))
-    print(f"{'node':>8}  {'uid':20} {'mode':12} {'type':12} tags")
-    for port in found.order:
-        print(f"{port.node_id:>8}  {port.uid:20} {port.mode.value:12} {port.type:12} {', '.join(port.tags)}")
+    model = PortGraph(load_json(args.workflow))
+    found = model.interface()  # raises, naming every port at fault
+    print(f"{'node':>8}  {'uid':20} {'mode':12} {'role':15} {'body':10} {'type':12} tags")
+    for port in model.ports():
+        role = port.role.value if port.role is not None else "-"
+        body = f"loop {port.loop_id}" if port.loop_id is not None else "workflow" if port.role is not None else "-"
+        print(f"{port.node_id:>8}  {port.uid:20} {port.mode.value:12} {role:15} {body:10} {port.type:12} "
+              f"{', '.join(port.tags)}")  # fmt: skip
     print(f"takes: {', '.join(found.takes) or '-'}\ngives: {', '.join(found.gives) or '-'}")
     return EXIT_OK
 

@@ -2,21 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+SHOWN_CHARACTERS = 60  # how much of a value a message quotes
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """`value` as a message quotes it: its repr (so NULs, odd characters and types show), cut to `limit`."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(str(value))} characters)"
+
 
 class DiscomfortError(Exception):
     """Base class: catch this to catch every error Discomfort raises on purpose."""
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a graph, and the nodes at fault (where ComfyUI's frontend outlines it)."""
+
+    message: str
+    nodes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+    def within(self, where: str) -> Problem:
+        """The same problem, said of `where` (a loop, a file)."""
+        return Problem(f"{where}: {self.message}", self.nodes)
+
+
 class WorkflowError(DiscomfortError, ValueError):
-    """A workflow (UI or API format) is malformed or cannot be used as asked."""
+    """A workflow (UI or API format) is malformed or cannot be used as asked. `faults` maps the node ids at fault,
+    when known, to what is wrong with each."""
+
+    def __init__(self, message: str, *, faults: dict[str, list[str]] | None = None):
+        self.faults = faults or {}
+        super().__init__(message)
 
 
 class PortError(WorkflowError):
     """One or more DiscomfortPort nodes are set up wrongly; `problems` lists every one found, not just the first."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
+    def __init__(self, problems: list[str | Problem]):
+        self.problems = [str(problem) for problem in problems]
+        faults: dict[str, list[str]] = {}
+        for problem in problems:
+            for node_id in getattr(problem, "nodes", ()):
+                faults.setdefault(node_id, []).append(str(problem))
+        super().__init__("; ".join(self.problems), faults=faults)
 
 
 class ComfyNotFoundError(DiscomfortError):
@@ -28,7 +63,9 @@ class PromptValidationError(WorkflowError):
 
     def __init__(self, message: str, node_errors: dict | None = None):
         self.node_errors = node_errors or {}
-        super().__init__(message)
+        super().__init__(message, faults={node_id: [str(error.get("details") or error.get("message"))
+                                                    for error in report.get("errors", [])]
+                                          for node_id, report in self.node_errors.items()})  # fmt: skip
 
 
 class ExecutionError(DiscomfortError):
@@ -42,11 +79,13 @@ class ExecutionError(DiscomfortError):
         class_type: str | None = None,
         exception_type: str | None = None,
         traceback: list[str] | None = None,
+        inputs: dict | None = None,
     ):
         self.node_id = node_id
         self.class_type = class_type
         self.exception_type = exception_type
         self.traceback = traceback or []
+        self.inputs = inputs  # the failing node's inputs, as ComfyUI formats them for its error report
         super().__init__(message)
 
 
@@ -63,13 +102,22 @@ class LoopError(DiscomfortError):
     iterations that finished produced."""
 
     def __init__(self, message: str, *, loop_id: str, iteration: int | None = None, node_id: str | None = None,
-                 class_type: str | None = None, record: object = None):  # fmt: skip
+                 class_type: str | None = None, record: object = None, traceback: list[str] | None = None,
+                 inputs: dict | None = None):  # fmt: skip
         self.loop_id = loop_id
         self.iteration = iteration
-        self.node_id = node_id
+        self.node_id = node_id  # the body node that failed (the deepest one, through nested loops)
         self.class_type = class_type
         self.record = record
+        self.traceback = traceback or []
+        self.inputs = inputs
         super().__init__(message)
+
+    def kept_in(self, where: object) -> LoopError:
+        """This error, also saying where the values of the finished iterations were kept."""
+        return LoopError(f"{self}; the values of its finished iterations are kept in {where}", loop_id=self.loop_id,
+                         iteration=self.iteration, node_id=self.node_id, class_type=self.class_type,
+                         record=self.record, traceback=self.traceback, inputs=self.inputs)  # fmt: skip
 
 
 class SerializationError(DiscomfortError, ValueError):

@@ -27,7 +27,7 @@ class CarryRun:
     taken: dict[str, Any] = field(default_factory=dict)
     given: dict[str, Any] = field(default_factory=dict)
     # uids whose carry-ins pass on what feeds them (iteration 0 of a PASSTHRU entry). A set rather than a sentinel
-    # value: the carry nodes may come from another copy of this module (see _process_registry).
+    # value: the carry nodes may come from another copy of this module (see process_wide).
     from_feeder: set[str] = field(default_factory=set)
 
     def token(self, uid: str, version: int) -> str:
@@ -40,6 +40,14 @@ class CarryRun:
     def offer_feeder(self, uid: str) -> None:
         self.taken.pop(uid, None)
         self.from_feeder.add(uid)
+
+    def start_iteration(self) -> None:
+        """Forget what the last iteration gave; the carry-outs of the next one fill `given` again."""
+        self.given = {}
+
+    def feeding(self) -> frozenset[str]:
+        """The uids whose carry-ins pass on what feeds them this iteration."""
+        return frozenset(self.from_feeder)
 
 
 class _Registry:
@@ -70,23 +78,33 @@ class _Registry:
         return len(self._runs)
 
 
-def _process_registry() -> _Registry:
-    # Discomfort can be in one process twice (loaded from custom_nodes by ComfyUI, and imported as `discomfort`
-    # by a script): a run opened by one copy's engine must be found by the other copy's carry nodes.
-    holder = sys.modules.setdefault("_discomfort_carry_runs", types.ModuleType("_discomfort_carry_runs"))
-    if not hasattr(holder, "registry"):
-        holder.registry = _Registry()
-    return holder.registry
+def process_wide(name: str, make: Any) -> Any:
+    """One object per process under `name`, made by `make()` on first use.
+
+    Discomfort can be in one process twice (loaded from custom_nodes by ComfyUI, and imported as `discomfort` by a
+    script): what one copy's engine registers must be found by the other copy's nodes.
+    """
+    holder = sys.modules.setdefault("_discomfort_shared", types.ModuleType("_discomfort_shared"))
+    if not hasattr(holder, name):
+        setattr(holder, name, make())
+    return getattr(holder, name)
 
 
-runs = _process_registry()
+runs: _Registry = process_wide("carry_runs", _Registry)
 
 
-class DiscomfortCarryIn:
+class InternalNode:
+    """Nodes Discomfort writes into prompts itself: kept out of the node library and search."""
+
+    CATEGORY = "Discomfort/internal"
+    DEV_ONLY = True  # what ComfyUI 0.36+ and its frontend hide from users
+    DEPRECATED = True  # what frontend 1.32.9 (ComfyUI 0.3.75, which knows no DEV_ONLY) hides by default
+
+
+class DiscomfortCarryIn(InternalNode):
     """Internal: stands where a loop's entry port stood, and gives the value the loop carries in."""
 
     DESCRIPTION = "Internal to Discomfort loops: the value a loop carries into its body. Not for use in graphs."
-    CATEGORY = "Discomfort/internal"
     RETURN_TYPES = (ANY,)
     RETURN_NAMES = ("value",)
     FUNCTION = "take"
@@ -104,12 +122,13 @@ class DiscomfortCarryIn:
         return (initial if uid in run.from_feeder else run.taken.get(uid),)
 
 
-class DiscomfortCarryOut:
-    """Internal: stands where a loop's exit port stood, and hands the value to the loop."""
+class DiscomfortCarryOut(InternalNode):
+    """Internal: stands where a loop's exit port stood, hands the value to the loop, and passes it on to what the
+    port fed (a preview of the exit shows every iteration's value)."""
 
     DESCRIPTION = "Internal to Discomfort loops: the value a loop's body gives back. Not for use in graphs."
-    CATEGORY = "Discomfort/internal"
-    RETURN_TYPES = ()
+    RETURN_TYPES = (ANY,)
+    RETURN_NAMES = ("value",)
     OUTPUT_NODE = True
     FUNCTION = "give"
 
@@ -117,7 +136,7 @@ class DiscomfortCarryOut:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"token": ("STRING", {"default": ""}), "value": (ANY, {})}}
 
-    def give(self, token: str, value: Any) -> dict:
+    def give(self, token: str, value: Any) -> tuple[Any]:
         run, uid = runs.lookup(token)
         run.given[uid] = value
-        return {}
+        return (value,)

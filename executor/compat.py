@@ -10,6 +10,11 @@ Covers 0.3.75 through the newest releases (comfyui-internals.md):
   values leave a body through carry-out sinks, never by reading an executor's cache, and the executor's
   default asset manager serves.
 - the native `"*"` wildcard (newer versions): `ports.anytype.AnyType` is a wildcard on every version.
+- the websocket protocol the frontend reads (0.3.75 through 0.38 and frontends 1.32.9 through the newest): binary
+  event numbers (`protocol.BinaryEventTypes`), the `progress_state` node map `WebUIProgressHandler` builds, and
+  how the frontend counts a prompt's total progress (`execution_cached` and `executed` mark nodes done).
+- how ComfyUI reports a failed node (`PromptExecutor.add_message`): the message dict it appends to its status
+  messages is the one it sends, so amending it on the way out amends the history too.
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ def interrupt_exception() -> type[BaseException]:
 
 def is_interrupt(error: BaseException) -> bool:
     return isinstance(error, interrupt_exception())
+
+
+def interrupt_requested() -> bool:
+    """Whether Cancel was pressed, without consuming it (for a node that waits on something else meanwhile)."""
+    import comfy.model_management
+
+    return comfy.model_management.processing_interrupted()
 
 
 def raise_if_interrupted() -> None:
@@ -88,3 +100,40 @@ def global_state_accessors() -> tuple[tuple[str, Callable[[], Any], Callable[[An
              lambda value: memory.set_ram_cache_release_state(*value))
         )  # fmt: skip
     return tuple(accessors)
+
+
+@functools.cache
+def binary_event(name: str) -> int:
+    """A binary websocket event number (PREVIEW_IMAGE_WITH_METADATA, TEXT); `protocol.BinaryEventTypes` has held
+    the same numbers since 2023: 1 preview, 2 unencoded preview, 3 text, 4 preview with metadata."""
+    try:
+        from protocol import BinaryEventTypes
+    except ImportError:  # before protocol.py existed the numbers lived on server.BinaryEventTypes
+        from server import BinaryEventTypes
+    return int(getattr(BinaryEventTypes, name))
+
+
+def progress_registry() -> Any:
+    """The progress registry of the prompt running now (a nested run replaces it while it runs)."""
+    import comfy_execution.progress as progress
+
+    return progress.global_progress_registry
+
+
+def progress_nodes(registry: Any, prompt_id: str | None) -> dict[str, dict[str, Any]]:
+    """The node map of a `progress_state` message for `registry`, as `WebUIProgressHandler` builds it (pending nodes
+    left out): the frontend replaces its whole map with each message, so a nested run's states are sent merged with
+    the run around it."""
+    if registry is None:
+        return {}
+    from comfy_execution.progress import NodeState
+
+    dynprompt = registry.dynprompt
+    return {
+        node_id: {"value": state["value"], "max": state["max"], "state": state["state"].value, "node_id": node_id,
+                  "prompt_id": prompt_id, "display_node_id": dynprompt.get_display_node_id(node_id),
+                  "parent_node_id": dynprompt.get_parent_node_id(node_id),
+                  "real_node_id": dynprompt.get_real_node_id(node_id)}
+        for node_id, state in registry.nodes.items()
+        if state["state"] != NodeState.Pending
+    }  # fmt: skip

@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 
 from ..errors import ComfyNotFoundError, ExecutionError, PromptValidationError
 from . import compat
+from .outcome import amend
 
 log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+HEADLESS_CLIENT = "discomfort-headless"
 T = TypeVar("T")
 
 
@@ -42,6 +44,8 @@ class HeadlessServer:
         self.listeners: list = []
 
     def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
+        if not amend(event, data):
+            return
         for listener in list(self.listeners):
             listener(event, data)
 
@@ -130,7 +134,8 @@ class EmbeddedComfy:
                     raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
                 executor = self._executor()
                 self.server.last_prompt_id = prompt_id
-                executor.execute(prompt, prompt_id, dict(extra_data or {}), outputs)
+                # A client id, as the frontend sends one: ComfyUI sends most messages only to a client.
+                executor.execute(prompt, prompt_id, {"client_id": HEADLESS_CLIENT, **(extra_data or {})}, outputs)
                 return executor
             finally:
                 self.server.listeners.remove(record)

@@ -14,16 +14,17 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
-from ..errors import BodyError, LoopError, PromptValidationError, SettingsError
+from ..errors import BodyError, LoopError, PromptValidationError, SettingsError, shown
 from ..serialization.checkpoint import Checkpoint
-from ..serialization.codec import is_tensor
+from ..serialization.codec import digest, is_ndarray, is_tensor
 from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
+from ..workflow.graph import Graph
 from . import compat
-from .carry import CarryRun, runs
+from .carry import runs
 from .nested import NestedRunner
-from .plan import CARRY_OUT, ITERATION_UID, LoopPlan, ancestors
+from .plan import CARRY_OUT, ITERATION_UID, LoopPlan
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,27 @@ class LoopRecord:
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (iteration, why) with on_error="skip"
-    ui: dict[str, list[Any]] = field(default_factory=dict)  # what body nodes showed (saved images...), merged
+    # What body nodes showed over the iterations (saved images...), by the node shown: node id -> {"images": [...]}
+    shown: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
-    def add_ui(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
-        for node_output in outputs.values():
+    def add_shown(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        for node_id, node_output in outputs.items():
+            merged = self.shown.setdefault(node_id, {})
             for key, items in node_output.items():
-                if isinstance(items, list):
-                    self.ui.setdefault(key, []).extend(items)
+                if isinstance(items, (list, tuple)):  # PreviewAny's text comes as a tuple
+                    merged.setdefault(key, []).extend(items)
+
+    @property
+    def ui(self) -> dict[str, list[Any]]:
+        """Everything the body showed, merged over its nodes: {"images": [...], ...}."""
+        merged: dict[str, list[Any]] = {}
+        for node_output in self.shown.values():
+            for key, items in node_output.items():
+                merged.setdefault(key, []).extend(items)
+        return merged
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
+    checkpoint: Checkpoint | None = None  # held (locked) until close(): the accumulated values may live there
 
     def joined(self, uid: str) -> Any:
         """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
@@ -87,12 +100,30 @@ class LoopRecord:
             return join_batch(items.as_batch())  # joins tensors from disk into one allocation, else a list
         return join_batch(list(items))
 
-    def close(self, *, success: bool = True) -> None:
-        """Remove a temporary disk store once its values were read (kept after a failure, so nothing is lost)."""
-        if self.store is not None:
-            self.store.close(success=success)
-            if not success:
-                log.warning("values of the unfinished loop are kept in %s", self.store.directory)
+    def close(self, *, success: bool = True) -> os.PathLike | None:
+        """Let the checkpoint go, and remove a temporary disk store once its values were read; after a failure
+        the store is kept, so nothing is lost: returns where, then."""
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+        if self.store is None:
+            return None
+        kept = self.store.close(success=success)
+        if kept is not None:
+            log.warning("values of the unfinished loop are kept in %s", kept)
+        return kept
+
+    def failed(self, error: BaseException) -> BaseException:
+        """Close after `error` stopped the run; the error to report: a LoopError then also names where the values
+        of its finished iterations are kept."""
+        kept = self.close(success=False)
+        return error.kept_in(kept) if kept is not None and isinstance(error, LoopError) else error
+
+    def fail(self, error: BaseException) -> NoReturn:
+        """Close after `error` stopped the run, and raise what `failed` says."""
+        reported = self.failed(error)
+        if reported is error:
+            raise error
+        raise reported from error
 
 
 def join_batch(items: Any) -> Any:
@@ -144,31 +175,199 @@ def run_loop(
             (a folder's next image, say): made only when its iteration starts, so one is held at a time.
     """
     settings.check(plan)
-    initial = dict(initial or {})
-    record = record if record is not None else LoopRecord()
-    per_iteration = dict(per_iteration or {})
-    _check_initial_values(plan, {**initial, **per_iteration})
-    run = runs.open(plan.loop_id)
-    try:
-        if settings.iterations == 0:
-            _initial_values(plan, runner, run, initial, prompt_id, extra_data or {}, record)
-            return record
-        checkpoint = _open_checkpoint(plan, settings, initial, record)
-        _iterate(plan, settings, runner, run, initial, prompt_id, extra_data or {}, progress, record, checkpoint,
-                 per_iteration)  # fmt: skip
-        return record
-    finally:
-        runs.close(run)
+    loop = LoopRun(plan, settings, runner, initial=initial, prompt_id=prompt_id, extra_data=extra_data,
+                   progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
+    return loop.run()
 
 
-def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord):
+class LoopRun:
+    """One run of a loop: what it was asked, its carry mailbox, where it commits, and what it produced so far."""
+
+    def __init__(self, plan: LoopPlan, settings: LoopSettings, runner: NestedRunner, *,
+                 initial: Mapping[str, Any] | None = None, prompt_id: str = "discomfort",
+                 extra_data: Mapping[str, Any] | None = None, progress: Progress | None = None,
+                 record: LoopRecord | None = None,
+                 per_iteration: Mapping[str, Callable[[int], Any]] | None = None):  # fmt: skip
+        self.plan, self.settings, self.runner = plan, settings, runner
+        self.initial = dict(initial or {})
+        self.per_iteration = {uid: make for uid, make in (per_iteration or {}).items() if uid in plan.entries}
+        self.outer_prompt_id = prompt_id
+        self.prompt_id = f"{prompt_id}:{plan.loop_id}"
+        self.extra_data = dict(extra_data or {})
+        self.progress = progress
+        self.record = record if record is not None else LoopRecord()
+        self.checkpoint: Checkpoint | None = None
+        _check_initial_values(plan, {**self.initial, **(per_iteration or {})})
+        # Carry-in tokens change only when their value can: carried uids, the index, per-iteration values.
+        self._varying = {*plan.carried, ITERATION_UID, *self.per_iteration}
+        self._enclosing = plan.enclosing_tokens()  # the loops around this one: their tokens change on their own
+
+    def run(self) -> LoopRecord:
+        self.carry = runs.open(self.plan.loop_id)
+        try:
+            if self.settings.iterations == 0:
+                self._initial_values()
+            else:
+                self.checkpoint = _open_checkpoint(self.plan, self.settings, self.initial, self.record,
+                                                   self.outer_prompt_id)  # fmt: skip
+                self._iterate()
+            return self.record
+        finally:
+            runs.close(self.carry)
+
+    def _iterate(self) -> None:
+        plan, record, total = self.plan, self.record, self.settings.iterations
+        if record.iterations >= total or record.stopped_early:
+            return  # resumed from a checkpoint of a finished run
+        template, outputs = self._validated(plan.prompt, plan.fingerprint)
+        unfed: dict[frozenset[str], dict[str, Any]] = {}  # the template by the uids that take their feeder's value
+        for i in range(record.iterations, total):
+            compat.raise_if_interrupted()
+            started = time.perf_counter()
+            try:
+                self._offer(i)
+            except Exception as error:  # a value that could not be made: a file that does not load, say
+                if self._skipped(i, f"{type(error).__name__}: {error}"):
+                    continue
+                raise LoopError(f"{self._where(i)}: {error}", loop_id=plan.loop_id, iteration=i + 1,
+                                record=record) from error  # fmt: skip
+            feeding = self.carry.feeding()
+            if feeding not in unfed:
+                unfed[feeding] = plan.without_feeders(template, feeding)
+            prompt = plan.instantiate(unfed[feeding], self._tokens(i))
+            try:
+                self.runner.run(prompt, f"{self.prompt_id}:{i}", outputs, self.extra_data)
+            except BodyError as error:
+                if self._skipped(i, str(error)):
+                    continue
+                raise LoopError(f"{self._where(i)}: {error}", loop_id=plan.loop_id, iteration=i + 1,
+                                node_id=error.node_id, class_type=error.class_type, record=record,
+                                traceback=error.traceback, inputs=error.inputs) from error  # fmt: skip
+            if self._collect(i, started):
+                break
+
+    def _offer(self, i: int) -> None:
+        """Hand every entry its value for iteration `i`."""
+        fresh = {uid: make(i) for uid, make in self.per_iteration.items()}
+        self.carry.start_iteration()
+        for uid in self.plan.entries:
+            if uid in fresh:
+                self.carry.offer(uid, fresh[uid])
+            elif uid == ITERATION_UID:
+                self.carry.offer(uid, i)
+            elif uid in self.plan.carried and uid in self.record.values:
+                self.carry.offer(uid, self.record.values[uid])
+            elif uid in self.initial:
+                self.carry.offer(uid, self.initial[uid])
+            else:
+                self.carry.offer_feeder(uid)
+
+    def _collect(self, i: int, started: float) -> bool:
+        """Take what iteration `i` gave, commit it; True when the loop stops here."""
+        plan, record, settings, given = self.plan, self.record, self.settings, self.carry.given
+        missing = [uid for uid in plan.exits if uid not in given]
+        if missing:
+            raise LoopError(f"{self._where(i)}: exit port(s) of {', '.join(missing)} gave no value (a node upstream "
+                            "of them was blocked)", loop_id=plan.loop_id, iteration=i + 1, record=record)  # fmt: skip
+        record.values.update(given)
+        record.add_shown(self.runner.ui_outputs())
+        for uid in settings.accumulate:
+            record.accumulated[uid].append(given[uid])
+        try:
+            stop = bool(settings.stop_when) and _truthy(given[settings.stop_when])
+        except TypeError as error:
+            raise LoopError(f"{self._where(i)}: stop_when {settings.stop_when!r} {error}", loop_id=plan.loop_id,
+                            iteration=i + 1, record=record) from None  # fmt: skip
+        if self.checkpoint is not None:
+            self.checkpoint.save(i + 1, record.values, stopped=stop)
+        record.iterations = i + 1
+        record.seconds.append(time.perf_counter() - started)
+        if self.progress is not None:
+            self.progress(i + 1, settings.iterations)
+        record.stopped_early = stop and i + 1 < settings.iterations
+        return stop
+
+    def _skipped(self, i: int, why: str) -> bool:
+        """With on_error "skip", record iteration `i` as skipped and go on; otherwise the caller raises."""
+        if self.settings.on_error != "skip":
+            return False
+        log.warning("iteration %d skipped: %s", i + 1, why)
+        self.record.skipped.append((i + 1, why))
+        self.record.iterations = i + 1
+        if self.progress is not None:
+            self.progress(i + 1, self.settings.iterations)
+        return True
+
+    def _initial_values(self) -> None:
+        """Zero iterations return the initial values, which may need the body's feeders to run once."""
+        plan, record, initial, carry = self.plan, self.record, self.initial, self.carry
+        record.values.update({uid: value for uid, value in initial.items() if uid in plan.entries})
+        pending = [uid for uid in plan.entries if uid not in initial and uid != ITERATION_UID]
+        if not pending:
+            return
+        # A prompt of just the feeders, each into a carry-in and straight out through a carry-out.
+        starts = [plan.entries[uid][0] for uid in pending]
+        needed = Graph.of(plan.prompt).ancestors(starts) | set(starts)
+        prompt = {node_id: plan.prompt[node_id] for node_id in needed}
+        uid_of = {node_id: uid for uid, ids in plan.entries.items() for node_id in ids}
+        tokens = {node_id: carry.token(uid_of[node_id], 0) for node_id in prompt if node_id in uid_of}
+        carry.start_iteration()
+        for uid in plan.entries:
+            if uid in initial:
+                carry.offer(uid, initial[uid])
+            else:
+                carry.offer_feeder(uid)
+        for uid, carry_in in zip(pending, starts, strict=True):
+            prompt[f"{carry_in}.out"] = {"class_type": CARRY_OUT, "inputs": {"token": "", "value": [carry_in, 0]}}
+            tokens[f"{carry_in}.out"] = carry.token(uid, 0)
+        prompt = plan.instantiate(prompt, tokens)
+        _, outputs = self._validated(prompt)
+        try:
+            self.runner.run(prompt, f"{self.prompt_id}:initial", outputs, self.extra_data)
+        except BodyError as error:
+            raise LoopError(f"loop {plan.loop_id}, initial values: {error}", loop_id=plan.loop_id, iteration=0,
+                            node_id=error.node_id, class_type=error.class_type, record=record,
+                            traceback=error.traceback, inputs=error.inputs) from error  # fmt: skip
+        record.values.update(carry.given)
+
+    def _tokens(self, iteration: int) -> dict[str, str]:
+        """This iteration's tokens, with those of the loops around this one; carry-outs change every iteration,
+        so they always run."""
+        tokens = dict(self._enclosing)
+        for uid, node_ids in self.plan.entries.items():
+            version = iteration if uid in self._varying else 0
+            for node_id in node_ids:
+                tokens[node_id] = self.carry.token(uid, version)
+        for uid, node_id in self.plan.exits.items():
+            tokens[node_id] = self.carry.token(uid, iteration)
+        return tokens
+
+    def _validated(self, prompt: dict[str, Any], key: str | None = None) -> tuple[dict[str, Any], list[str]]:
+        """`prompt` validated (with `key`, once per structure: the runner keeps it), and its output nodes."""
+        try:
+            if key is None:
+                return prompt, self.runner.validate(prompt, self.prompt_id)
+            return self.runner.validated(key, prompt, self.prompt_id)
+        except PromptValidationError as error:
+            raise LoopError(f"loop {self.plan.loop_id}: its body {self.plan.body_name!r} is not valid: {error}",
+                            loop_id=self.plan.loop_id) from error  # fmt: skip
+
+    def _where(self, i: int) -> str:
+        return f"loop {self.plan.loop_id}, iteration {i + 1}/{self.settings.iterations}"
+
+
+def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any], record: LoopRecord,
+                     prompt_id: str):  # fmt: skip
     """Set up where accumulated values go; with a checkpoint, also pick up a previous run's state."""
     if settings.checkpoint is None:
         if settings.storage != "ram":
             record.store = DiskStore()
         record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
         return None
-    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate)
+    checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate,
+                            holder=f"loop {plan.loop_id} of prompt {prompt_id}")  # fmt: skip
+    checkpoint.open()  # one run at a time; the record lets it go when the front is done with the values
+    record.checkpoint = checkpoint
     if settings.resume and checkpoint.exists():
         state = checkpoint.load()
         record.iterations = state.iteration
@@ -183,153 +382,12 @@ def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[st
 
 
 def _checkpoint_fingerprint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(plan.fingerprint.encode())
-    digest.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
+    hashed = hashlib.sha256(plan.fingerprint.encode())
+    hashed.update(json.dumps([settings.stop_when, list(settings.accumulate)]).encode())
     for uid in sorted(initial):
-        digest.update(uid.encode())
-        digest.update(_value_digest(initial[uid]))
-    return digest.hexdigest()
-
-
-def _value_digest(value: Any) -> bytes:
-    """A digest of an initial value: tensors by their bytes, anything else by its envelope skeleton."""
-    if is_tensor(value):
-        import torch
-
-        data = value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        return hashlib.blake2b(memoryview(data), digest_size=16).digest() + str((value.dtype, value.shape)).encode()
-    try:
-        return json.dumps(value, sort_keys=True, default=repr).encode()
-    except (TypeError, ValueError):
-        return repr(type(value)).encode()
-
-
-def _iterate(plan, settings, runner, run: CarryRun, initial, prompt_id, extra_data, progress, record,
-             checkpoint: Checkpoint | None, per_iteration: Mapping[str, Callable[[int], Any]]) -> None:  # fmt: skip
-    total = settings.iterations
-    if record.iterations >= total or record.stopped_early:
-        return  # resumed from a checkpoint of a finished run
-    varying = set(per_iteration)
-    template = plan.instantiate(plan.prompt, _tokens(plan, run, 0, varying))
-    outputs = _validated(plan, runner, template, f"{prompt_id}:{plan.loop_id}")
-    unfed: dict[frozenset[str], dict[str, Any]] = {}  # the template by the uids that take their feeder's value
-    carried = set(plan.carried)
-    for i in range(record.iterations, total):
-        compat.raise_if_interrupted()
-        started = time.perf_counter()
-        try:
-            fresh = {uid: make(i) for uid, make in per_iteration.items() if uid in plan.entries}
-        except Exception as error:  # a value that could not be made: a file that does not load, say
-            if settings.on_error == "skip":
-                _skip(record, i, f"{type(error).__name__}: {error}", progress, total)
-                continue
-            raise LoopError(f"loop {plan.loop_id}, iteration {i + 1}/{total}: {error}", loop_id=plan.loop_id,
-                            iteration=i + 1, record=record) from error  # fmt: skip
-        for uid in plan.entries:
-            if uid in fresh:
-                run.offer(uid, fresh[uid])
-            elif uid == ITERATION_UID:
-                run.offer(uid, i)
-            elif uid in carried and uid in record.values:
-                run.offer(uid, record.values[uid])
-            elif uid in initial:
-                run.offer(uid, initial[uid])
-            else:
-                run.offer_feeder(uid)
-        del fresh  # the carry-in holds it for this iteration only
-        run.given = {}
-        feeding = frozenset(run.from_feeder)
-        if feeding not in unfed:
-            unfed[feeding] = plan.without_feeders(template, feeding)
-        prompt = plan.instantiate(unfed[feeding], _tokens(plan, run, i, varying))
-        try:
-            runner.run(prompt, f"{prompt_id}:{plan.loop_id}:{i}", outputs, extra_data)
-        except BodyError as error:
-            if settings.on_error == "skip":
-                _skip(record, i, str(error), progress, total)
-                continue
-            raise LoopError(
-                f"loop {plan.loop_id}, iteration {i + 1}/{total}: {error}", loop_id=plan.loop_id, iteration=i + 1,
-                node_id=error.node_id, class_type=error.class_type, record=record,
-            ) from error  # fmt: skip
-        missing = [uid for uid in plan.exits if uid not in run.given]
-        if missing:
-            raise LoopError(
-                f"loop {plan.loop_id}, iteration {i + 1}/{total}: OUTPUT port(s) {', '.join(missing)} gave no value "
-                "(a node upstream of them was blocked)", loop_id=plan.loop_id, iteration=i + 1, record=record,
-            )  # fmt: skip
-        record.values.update(run.given)
-        record.add_ui(runner.ui_outputs())
-        for uid in settings.accumulate:
-            record.accumulated[uid].append(run.given[uid])
-        stop = bool(settings.stop_when) and _truthy(run.given[settings.stop_when])
-        if checkpoint is not None:
-            checkpoint.save(i + 1, record.values, stopped=stop)
-        record.iterations = i + 1
-        record.seconds.append(time.perf_counter() - started)
-        if progress is not None:
-            progress(i + 1, total)
-        if stop:
-            record.stopped_early = i + 1 < total
-            break
-
-
-def _skip(record: LoopRecord, i: int, why: str, progress: Progress | None, total: int) -> None:
-    log.warning("iteration %d skipped: %s", i + 1, why)
-    record.skipped.append((i + 1, why))
-    record.iterations = i + 1
-    if progress is not None:
-        progress(i + 1, total)
-
-
-def _initial_values(plan, runner, run: CarryRun, initial, prompt_id, extra_data, record) -> None:
-    """Zero iterations return the initial values, which may need the body's feeders to run once."""
-    record.values.update({uid: value for uid, value in initial.items() if uid in plan.entries})
-    pending = [uid for uid in plan.entries if uid not in initial and uid != ITERATION_UID]
-    if not pending:
-        return
-    # A prompt of just the feeders, each into a carry-in and straight out through a carry-out.
-    starts = [plan.entries[uid][0] for uid in pending]
-    prompt = {node_id: plan.prompt[node_id] for node_id in ancestors(plan.prompt, starts) | set(starts)}
-    uid_of = {node_id: uid for uid, ids in plan.entries.items() for node_id in ids}
-    tokens = {node_id: run.token(uid_of[node_id], 0) for node_id in prompt if node_id in uid_of}
-    for uid in plan.entries:
-        if uid in initial:
-            run.offer(uid, initial[uid])
-        else:
-            run.offer_feeder(uid)
-    for uid, carry_in in zip(pending, starts, strict=True):
-        prompt[f"{carry_in}.out"] = {"class_type": CARRY_OUT, "inputs": {"token": "", "value": [carry_in, 0]}}
-        tokens[f"{carry_in}.out"] = run.token(uid, 0)
-    prompt = plan.instantiate(prompt, tokens)
-    outputs = _validated(plan, runner, prompt, f"{prompt_id}:{plan.loop_id}:initial")
-    try:
-        runner.run(prompt, f"{prompt_id}:{plan.loop_id}:initial", outputs, extra_data)
-    except BodyError as error:
-        raise LoopError(f"loop {plan.loop_id}, initial values: {error}", loop_id=plan.loop_id, iteration=0,
-                        node_id=error.node_id, class_type=error.class_type, record=record) from error  # fmt: skip
-    record.values.update(run.given)
-
-
-def _tokens(plan: LoopPlan, run: CarryRun, iteration: int, varying: set[str] = frozenset()) -> dict[str, str]:
-    """Carry-in tokens change only when their value can; carry-out tokens every iteration, so they always run."""
-    carried = set(plan.carried) | {ITERATION_UID} | set(varying)
-    tokens = {}
-    for uid, node_ids in plan.entries.items():
-        version = iteration if uid in carried else 0
-        for node_id in node_ids:
-            tokens[node_id] = run.token(uid, version)
-    for uid, node_id in plan.exits.items():
-        tokens[node_id] = run.token(uid, iteration)
-    return tokens
-
-
-def _validated(plan: LoopPlan, runner: NestedRunner, prompt: dict[str, Any], prompt_id: str) -> list[str]:
-    try:
-        return runner.validate(prompt, prompt_id)
-    except PromptValidationError as error:
-        raise LoopError(f"loop {plan.loop_id}: its body {plan.body_name!r} is not valid: {error}",
-                        loop_id=plan.loop_id) from error  # fmt: skip
+        hashed.update(uid.encode())
+        hashed.update(digest(initial[uid]))  # data and tensors by content, live objects (MODEL...) by type
+    return hashed.hexdigest()
 
 
 def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
@@ -349,6 +407,17 @@ def _check_initial_values(plan: LoopPlan, initial: Mapping[str, Any]) -> None:
 
 
 def _truthy(value: Any) -> bool:
+    """Whether a stop value says stop: a BOOLEAN, or a number other than 0; a tensor or a numpy array when it has
+    elements and all are true. Anything else raises TypeError: to Python the text "false" is true."""
+    if isinstance(value, (bool, int, float)):
+        return bool(value)
     if is_tensor(value):
         return bool(value.numel() > 0 and value.bool().all())
-    return bool(value)
+    if is_ndarray(value) or type(value).__module__ == "numpy":  # numpy arrays and scalars (numpy.bool_)
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.dtype.kind in "biuf":
+            return bool(array.size > 0 and array.all())
+    raise TypeError(f"gave a {type(value).__name__} ({shown(value)}); a stop value is a BOOLEAN, a number or a "
+                    "tensor")  # fmt: skip

@@ -3,21 +3,32 @@ fronts over the loop engine."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError, WorkflowError
+from ..errors import LoopError, SettingsError, WorkflowError, shown
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
-from .plan import PARKED, plan_loop, prepare_prompt
+from ..workflow.graph import id_key
+from . import compat, outcome
+from .plan import PARKED, PlanCache, prepare_prompt
+from .proxy import LOOP_MESSAGE
 
 log = logging.getLogger(__name__)
 
-SOCKETS = 4  # value_1..value_4 in and out, accumulated_1..accumulated_4 out
+# Up to 16 carried uids: value_1..value_16 in and out, accumulated_1..accumulated_16 out, then `iterations`. The
+# frontend shows only the sockets in use; outputs keep these positions, which API prompts link to by index.
+SOCKETS = 16
+PLAN_CACHE_SIZE = 32  # compiled bodies a loop node keeps, one per body structure it ran
+
+
+def ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
 
 
 class DiscomfortLoop:
@@ -33,8 +44,8 @@ class DiscomfortLoop:
     RETURN_NAMES = (*(f"value_{k}" for k in range(1, SOCKETS + 1)),
                     *(f"accumulated_{k}" for k in range(1, SOCKETS + 1)), "iterations")  # fmt: skip
     OUTPUT_TOOLTIPS = (
-        *(f"the final value of the {k}th uid in `uids`" for k in range(1, SOCKETS + 1)),
-        *(f"every iteration's value of the {k}th uid in `accumulate`, joined" for k in range(1, SOCKETS + 1)),
+        *(f"the final value of the {ordinal(k)} uid in `uids`" for k in range(1, SOCKETS + 1)),
+        *(f"every iteration's value of the {ordinal(k)} uid in `accumulate`, joined" for k in range(1, SOCKETS + 1)),
         "how many iterations ran",
     )
     FUNCTION = "run"
@@ -56,7 +67,8 @@ class DiscomfortLoop:
                                          "iteration in which its value is true."}),
             },
             "optional": {
-                **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {k}th uid"}) for k in range(1, SOCKETS + 1)},
+                **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {ordinal(k)} uid in `uids`"})
+                   for k in range(1, SOCKETS + 1)},
                 "storage": (list(STORAGE_MODES), {"default": "ram", "tooltip": "Where accumulated values wait: "
                             "ram, disk (a temporary folder), or auto (memory, then disk past 2 GiB)."}),
                 "checkpoint": ("STRING", {"default": "", "tooltip": "A folder name under output/discomfort/"
@@ -83,46 +95,75 @@ class DiscomfortLoop:
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
+        _check_uids(plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
-        with self.execute(plan, settings, unique_id, hidden, initial=initial) as record:
+
+        def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             finals = [record.values.get(uid) for uid in uid_list]
             joined = [record.joined(uid) for uid in accumulated]
-        # What the body showed (each iteration's saved images) shows on the loop node and lands in the history.
-        return {"ui": record.ui, "result": (*_pad(finals), *_pad(joined), record.iterations)}
+            return (*_pad(finals), *_pad(joined), record.iterations), _previews(finals, unique_id)
 
-    @contextlib.contextmanager
-    def execute(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], *,
-                initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> Iterator[Any]:  # fmt: skip
-        """Run `plan` on this node's private executor; yield the record, then free what it holds on disk."""
+        return self.loop(plan, settings, unique_id, hidden, results, initial=initial)
+
+    def loop(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], results: Any, *,
+             initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> dict[str, Any]:  # fmt: skip
+        """Run `plan` on this node's private executor and answer ComfyUI as a node does.
+
+        `results(record)` gives the node's outputs and its own UI (previews of the final values). What the body's
+        nodes showed goes back to ComfyUI as the nodes of an expansion, so the prompt's history keeps it; after a
+        failure or a cancel the expansion ends by raising it (see executor/outcome.py), naming the body node at
+        fault when the canvas has it.
+        """
         from .engine import LoopRecord, run_loop
 
         runner = self._runner(unique_id)
-        context = _outer_context()
-        runner.bind(_real_server(), context.prompt_id if context else None)
+        server, prompt_id, nested = _enclosing_run()
+        runner.bind(server, prompt_id, visible=self.visible(plan))
         extra_data = dict(hidden)
-        client_id = getattr(runner.proxy.real, "client_id", None)
+        client_id = getattr(server, "client_id", None)
         if client_id is not None:
             extra_data["client_id"] = client_id
         record = LoopRecord()
-        progress = _Progress(unique_id, settings.iterations, runner.proxy.real, client_id)
+        report = _Report(unique_id, settings.iterations, server, client_id, prompt_id,
+                         marks=() if nested else sorted(runner.proxy.visible, key=id_key))  # fmt: skip
         try:
-            run_loop(plan, settings, runner, initial=initial, prompt_id=context.prompt_id if context else unique_id,
-                     extra_data=extra_data, progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
-            yield record
-        except BaseException:
-            record.close(success=False)
-            raise
+            run_loop(plan, settings, runner, initial=initial, prompt_id=prompt_id or unique_id,
+                     extra_data=extra_data, progress=report, record=record, per_iteration=per_iteration)  # fmt: skip
+            outputs, ui = results(record)
+        except BaseException as error:
+            failure = record.failed(error)
+            interrupted = compat.is_interrupt(failure)
+            report.ended(record, "cancelled" if interrupted else "failed")
+            if not (interrupted or isinstance(failure, LoopError)):
+                raise  # nothing ran: a bad setting, a body that cannot be planned
+            if isinstance(failure, LoopError) and not nested and failure.node_id in runner.proxy.visible:
+                outcome.name_failure(prompt_id, unique_id, failure.node_id, failure.class_type,
+                                     failure.traceback, failure.inputs)  # fmt: skip
+            graph, links = outcome.expansion(unique_id, record.shown, failure, len(self.RETURN_TYPES))
+            return {"result": links, "expand": graph}
         record.close()
+        report.ended(record, "settled" if record.stopped_early else "finished")
+        graph, _ = outcome.expansion(unique_id, record.shown, None, 0)
+        return {"ui": ui, "result": outputs, **({"expand": graph} if graph else {})}
+
+    def visible(self, plan: Any) -> frozenset[str]:
+        """The body's nodes the user's graph holds, shown on the canvas as themselves: an inline body keeps the
+        ids of the graph it was parked from."""
+        return plan.shown_ids()
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
         Takes the widgets naming the body out of `widgets`, which then holds the value_k inputs only."""
         widgets.pop("body", None)
-        return plan_loop(_prepared_node(prompt, unique_id), unique_id)
+        # The instance lives as long as the node in its executor's cache: a loop nested in another is run once per
+        # outer iteration, and compiles its body once.
+        if getattr(self, "_plans", None) is None:
+            self._plans = PlanCache(PLAN_CACHE_SIZE)
+        return self._plans.plan_loop(_prepared_node(prompt, unique_id), unique_id)
 
     def _runner(self, unique_id: str):
         # One private executor per loop node, kept on the node instance, which ComfyUI keeps between prompts.
@@ -134,19 +175,52 @@ class DiscomfortLoop:
         return runner
 
 
-class _Progress:
-    """Shows `iteration i/N` on the loop node and moves ComfyUI's progress bar."""
+def output_slot(name: str) -> int:
+    """The position of a loop node's output socket (`value_k`, `accumulated_k`, `iterations`): what links name."""
+    return DiscomfortLoop.RETURN_NAMES.index(name)
 
-    def __init__(self, node_id: str, total: int, server: Any, client_id: str | None):
+
+class _Report:
+    """What the loop says about itself as it runs: ComfyUI's progress bar and `iteration i/N` on the loop node, a
+    `discomfort.loop` message (iterations, state, time per iteration) for the frontend extension and the CLI, and
+    the prompt's overall progress.
+
+    The frontend counts a prompt's progress as the nodes it queued that were reported done (compat); a body's
+    nodes never are in the outer run, so the outermost loop reports them done in proportion to its iterations.
+    """
+
+    def __init__(self, node_id: str, total: int, server: Any, client_id: str | None, prompt_id: str | None,
+                 marks: list[str]):  # fmt: skip
         import comfy.utils
 
         self.node_id, self.total, self.server, self.client_id = node_id, total, server, client_id
+        self.prompt_id, self.marks, self.marked = prompt_id, marks, 0
+        self.started = time.perf_counter()
         self.bar = comfy.utils.ProgressBar(max(total, 1), node_id=node_id)
         self._say(f"iteration 0/{total}")
+        self._send(0, "running")
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.update_absolute(done, total)
         self._say(f"iteration {done}/{total}")
+        self._send(done, "running")
+        due = len(self.marks) * done // max(total, 1)
+        if due > self.marked and self.server is not None:
+            self.server.send_sync("execution_cached", {"nodes": self.marks[self.marked : due],
+                                                       "prompt_id": self.prompt_id}, self.client_id)  # fmt: skip
+            self.marked = due
+
+    def ended(self, record: Any, state: str) -> None:
+        self._send(record.iterations, state, record.seconds)
+
+    def _send(self, done: int, state: str, seconds: list[float] | None = None) -> None:
+        if self.server is None:
+            return
+        message = {"prompt_id": self.prompt_id, "node": self.node_id, "iteration": done, "total": self.total,
+                   "state": state, "elapsed": time.perf_counter() - self.started}  # fmt: skip
+        if seconds:
+            message["seconds_per_iteration"] = sum(seconds) / len(seconds)
+        self.server.send_sync(LOOP_MESSAGE, message, self.client_id)
 
     def _say(self, text: str) -> None:
         send = getattr(self.server, "send_progress_text", None)
@@ -167,18 +241,27 @@ def _prepared_node(prompt: dict, unique_id: str) -> dict:
 
 def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
     """A checkpoint name from a workflow, as a folder under ComfyUI's output directory; nothing outside it."""
-    name = name.strip()
-    if not name:
-        return None
     import folder_paths
 
-    from ..workflow.files import resolve_under
+    from ..workflow.files import checked_name, resolve_under
 
     root = Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints"
     try:
-        return resolve_under(root, name, "checkpoint folder")
+        name = checked_name(name, "checkpoint").strip()
+        return resolve_under(root, name, "checkpoint folder") if name else None
     except WorkflowError as error:
         raise SettingsError(f"loop {loop_id}: {error}") from None
+
+
+def _check_uids(plan: Any, uids: list[str], loop_id: str) -> None:
+    """Every uid bound to a value_k socket is one of the body's ports: another would only ever give None."""
+    known = set(plan.entries) | set(plan.exits)
+    unknown = [uid for uid in uids if uid not in known]
+    if unknown:
+        raise SettingsError(
+            f"loop {loop_id}: uids names {', '.join(map(repr, unknown))}, which no port of body "
+            f"{plan.body_name!r} has (its uids: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def _uid_list(text: str, widget: str, loop_id: str) -> list[str]:
@@ -192,16 +275,26 @@ def _pad(values: list[Any]) -> list[Any]:
     return values + [None] * (SOCKETS - len(values))
 
 
-def _outer_context() -> Any:
-    from . import compat
+def _enclosing_run() -> tuple[Any, str | None, bool]:
+    """The server this loop reports to, the prompt id its reports carry, and whether it is nested in another loop
+    (it then talks to that loop's proxy, which shows it as part of the outermost prompt)."""
+    from .nested import enclosing_proxy
 
-    return compat.executing_context()
-
-
-def _real_server() -> Any:
+    proxy = enclosing_proxy()
+    if proxy is not None:
+        return proxy, proxy.outer_prompt_id, True
     import server
 
-    return getattr(server.PromptServer, "instance", None)
+    context = compat.executing_context()
+    return getattr(server.PromptServer, "instance", None), context.prompt_id if context else None, False
+
+
+def _previews(values: list[Any], node_id: str) -> dict[str, Any]:
+    """Previews of the final values that are images, shown once on the loop node."""
+    from ..nodes.save import preview_images
+
+    images = [image for value in values for image in preview_images(value, f"discomfort_loop_{node_id}")]
+    return {"images": images} if images else {}
 
 
 class DiscomfortWorkflowLoop(DiscomfortLoop):
@@ -222,23 +315,32 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         workflows = ("STRING", {"default": "", "multiline": True, "tooltip": tooltip})
         return {**types, "required": {"workflows": workflows, **required}}
 
+    def visible(self, plan: Any) -> frozenset[str]:
+        return frozenset()  # the files' nodes are not in the user's graph (their ids may be, for other nodes)
+
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         import folder_paths
 
         from ..workflow.files import load_json, resolve_under
         from .pipeline import plan_pipeline
 
-        names = [line.strip() for line in str(widgets.pop("workflows", "")).splitlines() if line.strip()]
+        text = widgets.pop("workflows", "")
+        if not isinstance(text, str):
+            raise SettingsError(f"loop {unique_id}: workflows {shown(text)} is not text")
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         if not names:
             raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
         root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
         graphs = []
         for name in names:
-            path = resolve_under(root, name)
-            if path.suffix != ".json" and not path.exists() and path.with_suffix(".json").exists():
-                path = path.with_suffix(".json")  # as ComfyUI lists them: without the extension
             try:
+                path = resolve_under(root, name, widget="workflows")
+                if path.suffix != ".json" and not path.exists():
+                    # As ComfyUI lists them: without the extension. Resolved on its own, so that a link named
+                    # <name>.json is checked as well.
+                    with_extension = resolve_under(root, f"{name}.json", widget="workflows")
+                    path = with_extension if with_extension.exists() else path
                 graphs.append(load_json(path))
             except WorkflowError as error:
-                raise WorkflowError(f"{name}: {error}") from None
+                raise WorkflowError(f"loop {unique_id}: {error}") from None
         return plan_pipeline(graphs, names)

@@ -11,24 +11,35 @@ inside the body is re-addressed to the loop node.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import threading
 import weakref
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from ..errors import BodyError, DiscomfortError, PromptValidationError
+from ..errors import BodyError, DiscomfortError, LoopError, PromptValidationError
+from ..ports.model import MAX_DEPTH
 from . import compat
 from .embedded import describe_validation_error
 from .proxy import ProxyServer
 
-MAX_DEPTH = 8  # loops inside loops inside loops...; each level holds an executor and adds its frames to the stack
+VALIDATED_KEPT = 16  # validated bodies a runner keeps (one per structure it ran)
 
 _depth = threading.local()  # how many loops enclose the code running on this thread
+_running = threading.local()  # the proxies of the inner runs on this thread, innermost last
 
 
 def current_depth() -> int:
     return getattr(_depth, "value", 0)
+
+
+def enclosing_proxy() -> ProxyServer | None:
+    """The server of the inner run this code runs in (a loop nested in another talks to its enclosing loop's
+    proxy, so that what it shows travels up through every level), or None outside any loop."""
+    stack = getattr(_running, "proxies", None)
+    return stack[-1] if stack else None
 
 
 class _PrivateLoop:
@@ -99,18 +110,24 @@ class NestedRunner:
         self.executor = _executor_class()(self.proxy, cache_type=execution.CacheType.CLASSIC,
                                           cache_args=compat.cache_args())  # fmt: skip
         self._loop = _PrivateLoop(depth)
+        self._validated: OrderedDict[str, tuple[dict[str, Any], list[str]]] = OrderedDict()
         self._finalizer = weakref.finalize(self, self._loop.close)
 
     def close(self) -> None:
         self._finalizer()
 
-    def bind(self, real_server: Any, outer_prompt_id: str | None, display_node_id: str | None = None) -> None:
-        """Address what the body shows (outputs, previews, progress) to the loop node of this outer prompt."""
-        self.proxy.real = real_server
-        self.proxy.outer_prompt_id = outer_prompt_id
-        self.proxy.last_prompt_id = outer_prompt_id
-        self.proxy.display_node_id = display_node_id or self.loop_node_id
-        self.proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
+    def bind(self, real_server: Any, outer_prompt_id: str | None, display_node_id: str | None = None,
+             visible: Collection[str] = ()) -> None:  # fmt: skip
+        """Address what the body shows to the run around it: nodes of the user's graph (`visible`) as themselves,
+        anything else (outputs, previews, progress) on the loop node."""
+        proxy = self.proxy
+        proxy.real = real_server
+        proxy.outer_prompt_id = outer_prompt_id
+        proxy.last_prompt_id = outer_prompt_id
+        proxy.display_node_id = display_node_id or self.loop_node_id
+        proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
+        proxy.visible = frozenset(visible)
+        proxy.outer_progress = compat.progress_registry()
 
     def validate(self, prompt: dict[str, Any], prompt_id: str) -> list[str]:
         """Validate a body once (ComfyUI also coerces widget values in place); return its output node ids."""
@@ -122,25 +139,35 @@ class NestedRunner:
             raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
         return list(outputs)
 
+    def validated(self, key: str, prompt: Mapping[str, Any], prompt_id: str) -> tuple[dict[str, Any], list[str]]:
+        """A validated copy of `prompt` and its output node ids, kept by `key` (the body's structure): a loop run
+        again, an inner loop once per iteration of the loop around it, is validated once."""
+        if key in self._validated:
+            self._validated.move_to_end(key)
+            return self._validated[key]
+        template = copy.deepcopy(dict(prompt))  # validation coerces widget values in place
+        found = self._validated[key] = (template, self.validate(template, prompt_id))
+        while len(self._validated) > VALIDATED_KEPT:
+            self._validated.popitem(last=False)
+        return found
+
     def run(self, prompt: dict[str, Any], prompt_id: str, outputs: list[str], extra_data: Mapping[str, Any]) -> None:
         """Run one body prompt to the end; raise `BodyError`, or ComfyUI's interrupt exception, if it fails."""
         executor = self.executor
         executor.failure = None
-        with _PreservedGlobals(), _ProgressReaddressed(self.proxy):
-            self._loop.run(self._execute(prompt, prompt_id, outputs, dict(extra_data)))
+        self.proxy.cached = set()
+        stack = _running.__dict__.setdefault("proxies", [])
+        stack.append(self.proxy)
+        try:
+            with _PreservedGlobals(), _ProgressReaddressed(self.proxy):
+                self._loop.run(self._execute(prompt, prompt_id, outputs, dict(extra_data)))
+        finally:
+            stack.pop()
         if executor.failure is not None:
             error, original = executor.failure
             if compat.is_interrupt(original):
                 raise original
-            node_id = error.get("node_id")
-            class_type = (prompt.get(node_id) or {}).get("class_type")
-            message = str(error.get("exception_message", "")).strip() or type(original).__name__
-            type_name = type(original).__name__ if original is not None else error.get("exception_type")
-            raise BodyError(
-                f"node {node_id} ({class_type}) failed: {type_name}: {message}",
-                original=original, node_id=node_id, class_type=class_type,
-                exception_type=error.get("exception_type"), traceback=error.get("traceback"),
-            )  # fmt: skip
+            raise _body_error(prompt, error, original)
 
     async def _execute(self, prompt, prompt_id, outputs, extra_data) -> None:
         # execute_async clears the interrupt flag first thing; an interrupt that arrived since the caller's
@@ -149,12 +176,46 @@ class NestedRunner:
         await self.executor.execute_async(prompt, prompt_id, extra_data, outputs)
 
     def ui_outputs(self) -> dict[str, dict[str, Any]]:
-        """What the body's nodes showed in the last run (as in /history: node id -> {"images": [...], ...})."""
-        return dict(getattr(self.executor, "history_result", {}).get("outputs", {}))
+        """What the body's nodes showed in the last run, by the node shown (as in /history: node id ->
+        {"images": [...], ...}); outputs served from the cache were shown when they first ran, and are left out."""
+        result = getattr(self.executor, "history_result", {})
+        meta = result.get("meta", {})
+        shown: dict[str, dict[str, Any]] = {}
+        for node_id, ui in result.get("outputs", {}).items():
+            if node_id not in self.proxy.cached and ui:
+                display = (meta.get(node_id) or {}).get("display_node") or node_id
+                merged = shown.setdefault(display, {})
+                for key, items in ui.items():
+                    merged[key] = [*merged.get(key, []), *items] if isinstance(items, (list, tuple)) else items
+        return shown
 
     def cached_node_count(self) -> int:
         """How many node outputs the private cache holds (for tests and benchmarks)."""
         return len(getattr(self.executor.caches.outputs, "cache", {}))
+
+
+def _body_error(prompt: Mapping[str, Any], error: Mapping[str, Any], original: BaseException | None) -> BodyError:
+    """The failure of one body node, named as the user's graph names it. A failing loop inside the body reports the
+    node that failed inside it (the deepest one), so the error lands on that node."""
+    node_id = error.get("node_id")
+    node = prompt.get(node_id) or {}
+    class_type = node.get("class_type")
+    title = (node.get("_meta") or {}).get("title")
+    message = str(error.get("exception_message", "")).strip() or type(original).__name__
+    type_name = type(original).__name__ if original is not None else error.get("exception_type")
+    named = f"node {node_id}" + (f" {title!r}" if title and title != class_type else "") + f" ({class_type})"
+    details: dict[str, Any] = {
+        "node_id": node_id,
+        "class_type": class_type,
+        "traceback": error.get("traceback"),
+        "exception_type": error.get("exception_type"),
+        "inputs": error.get("current_inputs"),
+    }
+    if isinstance(original, LoopError) and original.node_id is not None:
+        details.update(node_id=original.node_id, class_type=original.class_type, traceback=original.traceback,
+                       inputs=original.inputs)  # fmt: skip
+        return BodyError(f"{named} failed: {message}", original=original, **details)
+    return BodyError(f"{named} failed: {type_name}: {message}", original=original, **details)
 
 
 class _PreservedGlobals:
@@ -183,7 +244,10 @@ class _ProgressReaddressed:
             proxy = self.proxy
 
             def readdressed(value, total, preview, prompt_id=None, node_id=None):
-                return original(value, total, preview, prompt_id=proxy.outer_prompt_id, node_id=proxy.loop_node_id)
+                if node_id is None:
+                    context = compat.executing_context()
+                    node_id = context.node_id if context is not None else None
+                return original(value, total, preview, prompt_id=proxy.outer_prompt_id, node_id=proxy.shown(node_id))
 
             comfy.utils.set_progress_bar_global_hook(readdressed)
         return self

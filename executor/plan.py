@@ -1,56 +1,58 @@
-"""Compiling an inline loop into a plan: the body prompt to run each iteration, and where values go in and out.
+"""Compiling a loop into a plan: the body prompt to run each iteration, and where values go in and out.
 
-Pure functions over API prompts; nothing here imports ComfyUI. The rules (also in the README):
+Pure functions over API prompts; nothing here imports ComfyUI. What a body is, and what each of its ports does,
+comes from the one port model (`ports.model`, rules in its docstring and the README); here it becomes a prompt:
 
-- A loop's body is named by its `body` widget; the DiscomfortPorts whose tags include that name are its ports.
-- Entry ports (INPUT or PASSTHRU) take a value each iteration; exit ports (OUTPUT) give one. A uid with both is
-  *carried*: what its exit gave in iteration i enters through its entries in iteration i+1.
-- In iteration 0 an entry takes the loop node's input for its uid if linked, else what feeds the (PASSTHRU) port.
-- The body is every node downstream of an entry, the exits, the bodies of loops found among them, and every
-  ancestor of those: a loader feeding the body runs inside it, once, cached by the loop's private executor.
-- Before a prompt runs, `prepare_prompt` moves each loop's body into the loop node, so that only the loop runs it.
-- Entries become carry-in nodes and exits carry-out sinks before validation (no injection during execution);
-  each carries a token that changes when its value does, so exactly what depends on carried values re-runs.
+- Before a prompt runs, `prepare_prompt` moves each loop's body into the loop node (it is *parked* there), so that
+  only the loop runs it.
+- Entry ports become carry-in nodes and exits carry-out sinks before validation (no injection during execution);
+  each carries a token that changes when its value does, so exactly what depends on carried values re-runs. Ports
+  between an entry and its exit stay what they are: plain pass-throughs.
+- A uid is *carried* when its exit lies downstream of its entry: what the exit gave in iteration i enters through
+  the entries in iteration i+1. In iteration 0 an entry takes the loop's input for its uid, else what feeds it.
+- Plans are cached by the structure of the body (`PlanCache`), so a loop nested in another is compiled once, not
+  on every iteration of the loop around it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import PortError, WorkflowError
-from ..ports.discovery import VALUE, Port, PortMode, find_ports, validate_ports
-from ..workflow.graph import is_link
+from ..errors import PortError, Problem, WorkflowError
+from ..ports.discovery import ITERATION_UID, VALUE, Port, Role, parse_tags, port_problems
+from ..ports.model import LOOP_CLASSES, PARKED, LoopBody, PortGraph
+from ..workflow.graph import id_key, is_link
 
 LOOP_CLASS = "DiscomfortLoop"
-# Node types whose body is a region of the same graph, named by a `body` widget and tagged ports.
-LOOP_CLASSES = frozenset({LOOP_CLASS, "DiscomfortFolderLoop"})
 CARRY_IN = "DiscomfortCarryIn"
 CARRY_OUT = "DiscomfortCarryOut"
-ITERATION_UID = "iteration"  # reserved: an entry port with this uid takes the 0-based iteration index
+CARRY_CLASSES = frozenset({CARRY_IN, CARRY_OUT})
+CHECK = "DiscomfortCheck"  # stands for a node at fault, so ComfyUI's validation reports it (executor/checks.py)
 TOKEN = "token"
-PARKED = "discomfort"  # key of a loop node's dict that holds its body once the prompt is prepared
 INITIAL = "initial"
+EXIT_SUFFIX = ".exit"  # the carry-out added after a carry-in whose port is also its uid's exit
+
+__all__ = ["CARRY_IN", "CARRY_OUT", "INITIAL", "ITERATION_UID", "LOOP_CLASSES", "PARKED", "TOKEN", "LoopPlan",
+           "PlanCache", "fingerprint", "plan_loop", "plan_workflow", "prepare_prompt"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class LoopPlan:
-    """A compiled loop. `prompt` is the rewritten body, its carry-in/out tokens left blank for `instantiate`."""
+    """A compiled loop. `prompt` is the rewritten body, its own carry tokens left blank for `instantiate`."""
 
     loop_id: str
     body_name: str
     prompt: dict[str, Any]
     entries: Mapping[str, tuple[str, ...]]  # uid -> carry-in node ids
     exits: Mapping[str, str]  # uid -> carry-out node id
+    carried: tuple[str, ...]  # uids whose exit lies downstream of their entry: fed back each iteration
     fed: frozenset[str]  # carry-in node ids that have a feeder for their iteration-0 value
-    fingerprint: str = field(compare=False)
-
-    @property
-    def carried(self) -> tuple[str, ...]:
-        return tuple(uid for uid in self.entries if uid in self.exits)
+    fingerprint: str = field(compare=False)  # of the body's structure: equal for equal graphs and widget values
 
     def uid_has_feeder(self, uid: str) -> bool:
         return all(node_id in self.fed for node_id in self.entries.get(uid, ()))
@@ -65,6 +67,16 @@ class LoopPlan:
         prompt = {node_id: dict(node) for node_id, node in template.items()}
         _write_tokens(prompt, tokens)
         return prompt
+
+    def shown_ids(self) -> frozenset[str]:
+        """The ids of the body's nodes at any depth, the internal sinks added here left out: the ids of the graph
+        the body was parked from."""
+        return frozenset(node_id for node_id in nested_ids(self.prompt) if not node_id.endswith(EXIT_SUFFIX))
+
+    def enclosing_tokens(self) -> dict[str, str]:
+        """The tokens of carry nodes of the loops around this one that its body holds (node id -> token)."""
+        own = {node_id for ids in self.entries.values() for node_id in ids} | set(self.exits.values())
+        return {node_id: token for node_id, token in carry_tokens(self.prompt).items() if node_id not in own}
 
     def without_feeders(self, template: Mapping[str, Any], feeding: Iterable[str]) -> dict[str, Any]:
         """`template` with the link to its feeder cut from every carry-in whose uid is not in `feeding`.
@@ -84,6 +96,45 @@ class LoopPlan:
         return prompt
 
 
+class PlanCache:
+    """Compiled plans by loop and body structure, so a loop run again (an inner loop, once per iteration of the
+    loop around it) is not compiled again. Tokens of the enclosing loops' carry nodes are not structure: a cached
+    plan gets the current ones written in."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._plans: OrderedDict[tuple[str, str], LoopPlan] = OrderedDict()
+        self.compiled = 0  # how many plans this cache had to compile (for tests and benchmarks)
+
+    def plan_loop(self, loop_node: Mapping[str, Any], loop_id: str) -> LoopPlan:
+        body = _parked_body(loop_node, loop_id)
+        key = (loop_id, fingerprint({"loop": loop_node.get("inputs", {}).get("body"), "body": body}))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = plan_loop(loop_node, loop_id)
+            self.compiled += 1
+            if self.size:
+                self._plans[key] = plan
+                while len(self._plans) > self.size:
+                    self._plans.popitem(last=False)
+            return plan
+        self._plans.move_to_end(key)
+        tokens = carry_tokens(body)
+        return replace(plan, prompt=plan.instantiate(plan.prompt, tokens)) if tokens else plan
+
+
+def carry_tokens(prompt: Mapping[str, Any]) -> dict[str, str]:
+    """The token of every carry node in `prompt`, parked bodies included (node id -> token)."""
+    tokens = {}
+    for node_id, node in prompt.items():
+        if node.get("class_type") in CARRY_CLASSES:
+            tokens[node_id] = (node.get("inputs") or {}).get(TOKEN, "")
+        parked = node.get(PARKED)
+        if parked and parked.get("body"):
+            tokens.update(carry_tokens(parked["body"]))
+    return tokens
+
+
 def _write_tokens(prompt: dict[str, Any], tokens: Mapping[str, str]) -> None:
     for node_id, token in tokens.items():
         node = prompt.get(node_id)
@@ -91,18 +142,19 @@ def _write_tokens(prompt: dict[str, Any], tokens: Mapping[str, str]) -> None:
             prompt[node_id] = {**node, "inputs": {**node["inputs"], TOKEN: token}}
     for node_id, node in prompt.items():
         parked = node.get(PARKED)
-        if parked and parked.get("body") and not tokens.keys().isdisjoint(_nested_ids(parked["body"])):
+        if parked and parked.get("body") and not tokens.keys().isdisjoint(nested_ids(parked["body"])):
             body = dict(parked["body"])
             _write_tokens(body, tokens)
             prompt[node_id] = {**node, PARKED: {**parked, "body": body}}
 
 
-def _nested_ids(prompt: Mapping[str, Any]) -> set[str]:
+def nested_ids(prompt: Mapping[str, Any]) -> set[str]:
+    """The ids of `prompt`'s nodes and of the nodes parked in its loops, at any depth."""
     ids = set(prompt)
     for node in prompt.values():
         parked = node.get(PARKED)
         if parked and parked.get("body"):
-            ids |= _nested_ids(parked["body"])
+            ids |= nested_ids(parked["body"])
     return ids
 
 
@@ -113,79 +165,129 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
     loader feeding it, would run once outside the loop too. So before validation each loop node's dict gets its
     body under `PARKED`, and body nodes that nothing outside a body needs leave the prompt. Loops inside a body are
     prepared in turn when their enclosing loop plans its body. Returns a new dict; a prompt without loops comes
-    back as it is. A loop whose body cannot be worked out keeps its graph and carries the error, which it raises
-    when it runs.
+    back as it is. A loop that cannot run (see `checks`) and the nodes at fault become checks that fail validation,
+    saying why. Takes time in proportion to the prompt's size (ports.model); nests deeper than MAX_DEPTH are
+    refused at that depth.
     """
-    loops = [
-        node_id
-        for node_id, node in prompt.items()
-        if isinstance(node, Mapping) and node.get("class_type") in LOOP_CLASSES
-    ]
-    if not loops:
+    # Malformed entries are left for ComfyUI's validation to report; they take no part in any body.
+    nodes = {node_id: node for node_id, node in prompt.items() if isinstance(node, Mapping) and "class_type" in node}
+    if not any(node["class_type"] in LOOP_CLASSES for node in nodes.values()):
         return dict(prompt)
-    graph = _Adjacency(prompt)
-    bodies: dict[str, set[str]] = {}
-    errors: dict[str, str] = {}
-    for loop_id in loops:
-        if PARKED in prompt[loop_id]:
-            continue  # prepared already
-        try:
-            bodies[loop_id] = _body_nodes(prompt, graph, loop_id, _body_name(prompt[loop_id], loop_id), ())
-        except WorkflowError as error:
-            errors[loop_id] = str(error)
-    outermost = [loop_id for loop_id in bodies if not any(loop_id in body for body in bodies.values())]
-    hidden = set().union(*(bodies[loop_id] for loop_id in outermost))
-    kept = set(prompt) - hidden
-    kept |= graph.ancestors(kept)  # a loader shared with the rest of the graph stays for it too
-    prepared = {node_id: node for node_id, node in prompt.items() if node_id in kept}
+    model = PortGraph(nodes)
+    bodies = model.bodies()
+    refused: dict[str, WorkflowError] = {}  # loops that cannot run, and why
+    for loop_id, body in bodies.items():
+        if isinstance(body, WorkflowError):
+            refused[loop_id] = body
+        elif problems := settings_problems(loop_id, nodes[loop_id].get("inputs") or {}, body):
+            refused[loop_id] = WorkflowError("; ".join(map(str, problems)), faults={loop_id: list(map(str, problems))})
+    # A loop that cannot run takes what it would have run with it: its save nodes (and loops) must not run alone.
+    unrun = set().union(*(model.reach(loop_id) for loop_id in refused))
+    planned = {loop_id: body for loop_id, body in bodies.items() if isinstance(body, LoopBody)}
+    unrun = unrun.union(*(body.nodes for loop_id, body in planned.items() if loop_id in unrun))
+    found = {loop_id: body for loop_id, body in planned.items() if loop_id not in refused and loop_id not in unrun}
+    inner = set().union(*(body.inner for body in found.values()))
+    outermost = [loop_id for loop_id in found if loop_id not in inner]
+    hidden = unrun.union(*(found[loop_id].nodes for loop_id in outermost))
+    kept = set(nodes) - hidden
+    # A loader shared with the rest of the graph stays for it too (a loop that cannot run links to nothing).
+    kept |= model.graph.ancestors(kept - set(refused))
+    prepared = {node_id: node for node_id, node in prompt.items() if node_id in kept or node_id not in nodes}
     for loop_id in outermost:
-        body = {node_id: prompt[node_id] for node_id in sorted(bodies[loop_id], key=_id_key)}
-        prepared[loop_id] = {**prompt[loop_id], PARKED: {"body": body}}
-    for loop_id, message in errors.items():
-        if loop_id in prepared:
-            prepared[loop_id] = {**prompt[loop_id], PARKED: {"error": message}}
+        body = {node_id: nodes[node_id] for node_id in sorted(found[loop_id].nodes, key=id_key)}
+        prepared[loop_id] = {**nodes[loop_id], PARKED: {"body": body}}
+    # What is wrong before anything runs fails ComfyUI's own validation on the nodes at fault, which the frontend
+    # outlines: each is replaced by a check that says why, the loop that cannot run among them.
+    faults: dict[str, list[str]] = {}
+    for loop_id, error in refused.items():
+        for node_id, messages in {loop_id: [str(error)], **error.faults}.items():
+            said = faults.setdefault(node_id, [])
+            said.extend(message for message in dict.fromkeys(messages) if message not in said)
+    for node_id, messages in faults.items():
+        prepared[node_id] = {"class_type": CHECK, "inputs": {"problem": "; ".join(messages)},
+                             "_meta": dict(nodes[node_id].get("_meta") or {})}  # fmt: skip
     return prepared
+
+
+def settings_problems(loop_id: str, inputs: Mapping[str, Any], body: LoopBody) -> list[Problem]:
+    """The uids a loop node's widgets name that its body does not have: `uids` must name entries or exits,
+    `accumulate` and `stop_when` exits. Widgets linked to other nodes are checked when the loop runs."""
+    exits, entries = body.exits(), body.entries()
+    problems = []
+    for widget, allowed, kind in (("uids", {*entries, *exits}, "entry or exit"), ("accumulate", exits, "exit"),
+                                  ("stop_when", exits, "exit")):  # fmt: skip
+        text = inputs.get(widget)
+        if not isinstance(text, str):
+            continue
+        unknown = [uid for uid in parse_tags(text) if uid not in allowed]
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            problems.append(
+                Problem(
+                    f"loop {loop_id}: {widget} names {', '.join(map(repr, unknown))}, but no {kind} "
+                    f"port of body {body.name!r} has that uid ({kind} uids: {known})",
+                    (loop_id,),
+                )
+            )
+    return problems
 
 
 def plan_loop(loop_node: Mapping[str, Any], loop_id: str) -> LoopPlan:
     """Compile a loop node of a prepared prompt (see `prepare_prompt`) into the plan the engine runs."""
+    body = _parked_body(loop_node, loop_id)
+    name = (loop_node.get("inputs") or {}).get("body")
+    if not isinstance(name, str) or not name.strip():
+        raise WorkflowError(f"loop {loop_id}: the body name is empty; name it and tag the body's ports with it")
+    ports = PortGraph(body).body_ports(name.strip())
+    problems = port_problems(ports)
+    if problems:
+        raise PortError([problem.within(f"loop {loop_id}") for problem in problems])
+    return _compile(body, ports, loop_id, name.strip())
+
+
+def plan_workflow(prompt: Mapping[str, Any], name: str = "workflow") -> LoopPlan:
+    """A whole workflow (or a stitched pipeline) as a loop body: its ports are those of its own body (every linked
+    port that no loop inside it runs). Loops inside it keep their own tagged bodies."""
+    ports = PortGraph(prompt).workflow_ports()
+    problems = port_problems(ports)
+    if problems:
+        raise PortError([problem.within(name) for problem in problems])
+    return _compile(prompt, ports, name, name)
+
+
+def _parked_body(loop_node: Mapping[str, Any], loop_id: str) -> Mapping[str, Any]:
     parked = loop_node.get(PARKED)
     if parked is None:
         raise WorkflowError(f"loop {loop_id}: its prompt was not prepared (discomfort.executor.plan.prepare_prompt)")
     if parked.get("error"):
         raise WorkflowError(parked["error"])
-    body_name = _body_name(loop_node, loop_id)
-    return _compile(parked["body"], body_ports(parked["body"], body_name), loop_id, body_name)
-
-
-def plan_workflow(prompt: Mapping[str, Any], name: str = "workflow") -> LoopPlan:
-    """A whole workflow (or a stitched pipeline) as a loop body: every linked port, whatever its tags, is its
-    port. Loops inside it keep their own tagged bodies."""
-    prepared = prepare_prompt(prompt)
-    ports = [p for p in find_ports(prepared) if p.mode is not PortMode.UNCONNECTED]
-    problems = _port_problems(ports)
-    if problems:
-        raise PortError([f"{name}: {problem}" for problem in problems])
-    return _compile(prepared, ports, name, name)
+    return parked["body"]
 
 
 def _compile(source: Mapping[str, Any], ports: list[Port], loop_id: str, body_name: str) -> LoopPlan:
     body = {node_id: _copy_node(node) for node_id, node in source.items()}
     entries: dict[str, list[str]] = {}
     exits: dict[str, str] = {}
+    carried = []
     fed = set()
     for port in ports:
+        if port.role is None or port.role is Role.THROUGH:
+            continue  # a port between an entry and its exit passes the value on, as in a plain run
         value = (source[port.node_id].get("inputs") or {}).get(VALUE)
-        if port.takes:
+        if port.role.is_entry:
             inputs: dict[str, Any] = {TOKEN: ""}
             if is_link(value):
                 inputs[INITIAL] = list(value)
                 fed.add(port.node_id)
             body[port.node_id] = _internal_node(CARRY_IN, inputs, port)
             entries.setdefault(port.uid, []).append(port.node_id)
-        elif port.mode is PortMode.OUTPUT:
+        if port.role is Role.ENTRY_EXIT:  # what enters leaves: a sink after the carry-in reports it
+            exits[port.uid] = port.node_id + EXIT_SUFFIX
+            body[exits[port.uid]] = _internal_node(CARRY_OUT, {TOKEN: "", VALUE: [port.node_id, 0]}, port)
+        elif port.role is Role.EXIT:
             body[port.node_id] = _internal_node(CARRY_OUT, {TOKEN: "", VALUE: list(value)}, port)
             exits[port.uid] = port.node_id
+            carried.append(port.uid)
     body = prepare_prompt(body)  # loops inside this body get their own bodies parked the same way
     return LoopPlan(
         loop_id=loop_id,
@@ -193,134 +295,33 @@ def _compile(source: Mapping[str, Any], ports: list[Port], loop_id: str, body_na
         prompt=body,
         entries={uid: tuple(ids) for uid, ids in entries.items()},
         exits=exits,
+        carried=tuple(uid for uid in carried if uid in entries),
         fed=frozenset(fed),
         fingerprint=fingerprint(body),
     )
 
 
-def _body_name(loop_node: Mapping[str, Any], loop_id: str) -> str:
-    name = (loop_node.get("inputs") or {}).get("body")
-    if not isinstance(name, str) or not name.strip():
-        raise WorkflowError(f"loop {loop_id}: the body name is empty; name it and tag the body's ports with it")
-    return name.strip()
-
-
-def body_ports(prompt: Mapping[str, Any], body_name: str) -> list[Port]:
-    """The ports of the body named `body_name`: those tagged with it and linked to something."""
-    return [p for p in find_ports(prompt) if body_name in p.tags and p.mode is not PortMode.UNCONNECTED]
-
-
-def body_nodes(prompt: Mapping[str, Any], loop_id: str, body_name: str) -> set[str]:
-    """Every node the body of loop `loop_id` needs (see the module docstring). Raises if the loop feeds itself."""
-    return _body_nodes(prompt, _Adjacency(prompt), loop_id, body_name, ())
-
-
-def _body_nodes(
-    prompt: Mapping[str, Any], graph: _Adjacency, loop_id: str, body_name: str, enclosing: tuple[str, ...]
-) -> set[str]:
-    ports = body_ports(prompt, body_name)
-    if not ports:
-        raise WorkflowError(
-            f"loop {loop_id}: no DiscomfortPort is tagged {body_name!r}; add {body_name!r} to the tags of the ports "
-            "where values enter and leave the loop"
-        )
-    problems = [f"loop {loop_id}: {problem}" for problem in _port_problems(ports)]
-    if problems:
-        raise PortError(problems)
-    entries = [p.node_id for p in ports if p.takes]
-    exits = [p.node_id for p in ports if p.mode is PortMode.OUTPUT]
-    seed = set(entries) | graph.descendants(entries) | set(exits)
-    nodes = graph.ancestors(seed) | seed
-    if loop_id in nodes:
-        if loop_id in seed:  # downstream of an entry: the loop takes a value computed in its own body
-            givers = sorted((n for n in graph.parents[loop_id] if n in nodes), key=_id_key)
-            link = f"it takes node {', '.join(givers)}'s output"
-        else:
-            takers = sorted((n for n in graph.children[loop_id] if n in nodes), key=_id_key)
-            link = f"node {', '.join(takers)} takes its output"
-        raise WorkflowError(
-            f"loop {loop_id} is linked to its own body {body_name!r}: {link}; values enter and leave a loop through "
-            "its ports"
-        )
-    # A loop inside the body reads its own body from the prompt it runs in, so that body comes along too.
-    done: set[str] = set()
-    while inner_loops := {n for n in nodes if prompt[n].get("class_type") in LOOP_CLASSES} - done:
-        for inner in sorted(inner_loops, key=_id_key):
-            done.add(inner)
-            if inner in enclosing:
-                raise WorkflowError(f"loops {loop_id} and {inner} are each inside the other's body")
-            inner_name = (prompt[inner].get("inputs") or {}).get("body")
-            if isinstance(inner_name, str) and inner_name.strip():
-                extra = _body_nodes(prompt, graph, inner, inner_name.strip(), (*enclosing, loop_id))
-                nodes |= extra | graph.ancestors(extra)
-    if loop_id in nodes:
-        raise WorkflowError(f"loop {loop_id} is inside the body of a loop that is inside its own body {body_name!r}")
-    return nodes
-
-
-def ancestors(prompt: Mapping[str, Any], start: Iterable[str]) -> set[str]:
-    """Every node upstream of the nodes `start` (not including them)."""
-    return _Adjacency(prompt).ancestors(start)
-
-
 def fingerprint(prompt: Mapping[str, Any]) -> str:
-    """A stable hash of a body: equal for the same graph and widget values, different when either changes."""
-    text = json.dumps(prompt, sort_keys=True, separators=(",", ":"), default=repr)
+    """A stable hash of a body's structure: equal for the same graph and widget values, different when either
+    changes. Carry tokens are left out: they name a run, not a structure."""
+    text = json.dumps(_without_tokens(prompt), sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _port_problems(ports: Iterable[Port]) -> list[str]:
-    ports = list(ports)
-    problems = []
-    try:
-        validate_ports(ports)
-    except PortError as error:
-        problems.extend(error.problems)
-    for port in ports:
-        if port.uid == ITERATION_UID and port.mode is PortMode.OUTPUT:
-            problems.append(f"OUTPUT port {port.node_id} uses the reserved uid {ITERATION_UID!r}")
-    return problems
+def _without_tokens(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if value.get("class_type") in CARRY_CLASSES:
+            value = {**value, "inputs": {**(value.get("inputs") or {}), TOKEN: ""}}
+        return {key: _without_tokens(item) for key, item in value.items()}
+    return value
 
 
 def _internal_node(class_type: str, inputs: dict[str, Any], port: Port) -> dict[str, Any]:
-    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": f"{port.uid} ({port.mode.value} port)"}}
+    role = port.role.value if port.role is not None else port.mode.value
+    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": f"{port.uid} ({role} port)"}}
 
 
 def _copy_node(node: Mapping[str, Any]) -> dict[str, Any]:
     copy = dict(node)
     copy["inputs"] = dict(node.get("inputs") or {})
     return copy
-
-
-def _id_key(node_id: str) -> tuple:
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in node_id.split(":"))
-
-
-class _Adjacency:
-    """Parents and children of every node of an API prompt."""
-
-    def __init__(self, prompt: Mapping[str, Any]):
-        self.parents: dict[str, set[str]] = {node_id: set() for node_id in prompt}
-        self.children: dict[str, set[str]] = {node_id: set() for node_id in prompt}
-        for node_id, node in prompt.items():
-            for value in (node.get("inputs") or {}).values():
-                if is_link(value) and value[0] in prompt:
-                    self.parents[node_id].add(value[0])
-                    self.children[value[0]].add(node_id)
-
-    def descendants(self, start: Iterable[str]) -> set[str]:
-        return _walk(start, self.children)
-
-    def ancestors(self, start: Iterable[str]) -> set[str]:
-        return _walk(start, self.parents)
-
-
-def _walk(start: Iterable[str], edges: Mapping[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(start)
-    while stack:
-        for nxt in edges.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingsError, WorkflowError
+from ..errors import DiscomfortError, SettingsError, WorkflowError
 from ..executor.loop_node import DiscomfortLoop
+from ..workflow.files import checked_name
 
 FILTERS = {
     "images": ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.bmp", "*.tif", "*.tiff", "*.gif"),
@@ -40,7 +41,10 @@ def resolve_folder(name: str) -> Path:
     listed in $DISCOMFORT_FOLDERS. Workflows come from anywhere; they may not read the rest of the disk."""
     import folder_paths
 
-    name = name.strip()
+    try:
+        name = checked_name(name, "folder").strip()
+    except WorkflowError as error:
+        raise SettingsError(str(error)) from None
     if not name:
         raise SettingsError("name a folder of images (relative to ComfyUI's input folder)")
     path = Path(name).expanduser()
@@ -56,17 +60,35 @@ def resolve_folder(name: str) -> Path:
 
 
 def list_images(folder: Path, filter_name: str, custom_pattern: str = "") -> list[Path]:
-    """The folder's files matching the filter (or the custom glob pattern), in natural order."""
+    """The folder's files matching the filter (or the custom glob patterns), in natural order. Every match lies
+    inside `folder`: a pattern cannot climb out of it (pathlib's glob follows `..`), nor can a link in it."""
     patterns = FILTERS.get(filter_name)
     if patterns is None:
         raise SettingsError(f"filter must be one of {', '.join(FILTERS)}, got {filter_name!r}")
     if filter_name == "custom":
-        patterns = tuple(p.strip() for p in custom_pattern.split(",") if p.strip())
+        patterns = tuple(_checked_pattern(p.strip(), folder) for p in str(custom_pattern).split(",") if p.strip())
         if not patterns:
             raise SettingsError("filter 'custom' needs a pattern, e.g. 'shot_*.png'")
-    found = {path for pattern in patterns for path in folder.glob(pattern) if path.is_file()}
-    found |= {path for pattern in patterns for path in folder.glob(pattern.upper()) if path.is_file()}
+    root = folder.resolve()
+    found = set()
+    for glob in {case for pattern in patterns for case in (pattern, pattern.upper())}:
+        for path in folder.glob(glob):
+            if not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(root):
+                raise SettingsError(f"{path.relative_to(folder)} in {folder} leads out of the folder (a link); "
+                                    "only files inside the folder are read")  # fmt: skip
+            found.add(path)
     return sorted(found, key=natural_key)
+
+
+def _checked_pattern(pattern: str, folder: Path) -> str:
+    pattern = pattern.replace("\\", "/")  # a pattern written on Windows means the same here
+    if pattern.startswith("/") or re.match(r"[A-Za-z]:", pattern):
+        raise SettingsError(f"custom_pattern {pattern!r} must be relative to the folder, e.g. 'shot_*.png'")
+    if ".." in pattern.split("/"):
+        raise SettingsError(f"custom_pattern {pattern!r} leads out of {folder}; it may only match files inside it")
+    return pattern
 
 
 def load_image(path: Path) -> tuple[Any, Any]:
@@ -136,21 +158,20 @@ class DiscomfortFolderImageLoader:
             "index": ("INT", {"default": 0, "min": 0, "max": 10_000_000}),
             "size_policy": (list(SIZE_POLICIES), {"default": "error"}),
             "unreadable": (["error", "skip"], {"default": "error", "tooltip": "Unreadable files: stop, or skip."}),
-        }}  # fmt: skip
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}  # fmt: skip
 
     @classmethod
     def IS_CHANGED(cls, folder: str = "", filter: str = "images", custom_pattern: str = "", **_: Any) -> str:
         # The folder's contents, not just its name: a new or changed file means a new result.
         try:
             files = list_images(resolve_folder(folder), filter, custom_pattern)
-        except (SettingsError, OSError):
+        except (DiscomfortError, OSError):
             return ""
         return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
     def load(self, folder: str, filter: str, custom_pattern: str, mode: str, index: int, size_policy: str,
-             unreadable: str) -> tuple:  # fmt: skip
-        path = resolve_folder(folder)
-        files = list_images(path, filter, custom_pattern)
+             unreadable: str, unique_id: str = "?") -> tuple:  # fmt: skip
+        path, files = _folder_files(folder, filter, custom_pattern, f"node {unique_id} (DiscomfortFolderImageLoader)")
         if not files:
             raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
         if mode == "single":
@@ -213,12 +234,14 @@ class DiscomfortFolderLoop(DiscomfortLoop):
             api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
 
-        path = resolve_folder(folder)
-        files = list_images(path, filter, custom_pattern)
+        path, files = _folder_files(folder, filter, custom_pattern, f"loop {unique_id}")
         if not files:
             raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
         todo = files[start_index:]
         plan = self.plan(prompt, unique_id, {"body": body})
+        if not todo:  # resumed at the next_index of a finished run: nothing is left to do
+            status = {"processed": 0, "skipped": [], "total": len(files), "next_index": start_index}
+            return {"ui": {}, "result": (json.dumps(status), 0, 0, True)}
         loaded = _LastLoaded(todo)
         makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
                   "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
@@ -226,13 +249,25 @@ class DiscomfortFolderLoop(DiscomfortLoop):
         settings = LoopSettings(len(todo), on_error=on_error)
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
-        with self.execute(plan, settings, unique_id, hidden, per_iteration=per_iteration) as record:
+
+        def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
-        processed = record.iterations - len(skipped)
-        status = {"processed": processed, "skipped": skipped, "total": len(files),
-                  "next_index": start_index + record.iterations}  # fmt: skip
-        complete = start_index + record.iterations >= len(files)
-        return {"ui": record.ui, "result": (json.dumps(status), processed, len(skipped), complete)}
+            processed = record.iterations - len(skipped)
+            status = {"processed": processed, "skipped": skipped, "total": len(files),
+                      "next_index": start_index + record.iterations}  # fmt: skip
+            complete = start_index + record.iterations >= len(files)
+            return (json.dumps(status), processed, len(skipped), complete), {}
+
+        return self.loop(plan, settings, unique_id, hidden, results, per_iteration=per_iteration)
+
+
+def _folder_files(folder: Any, filter: str, custom_pattern: Any, where: str) -> tuple[Path, list[Path]]:
+    """The folder a node names and its matching files; errors name the node (`where`)."""
+    try:
+        path = resolve_folder(folder)
+        return path, list_images(path, filter, custom_pattern)
+    except SettingsError as error:
+        raise SettingsError(f"{where}: {error}") from None
 
 
 class _LastLoaded:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError, WorkflowError
-from ..workflow.files import resolve_under
+from ..workflow.files import checked_name, resolve_under
 
 
 def to_pil(frame: Any) -> Any:
@@ -24,6 +24,18 @@ def write_png(frame: Any, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     to_pil(frame).save(temporary, format="PNG")
     temporary.replace(path)
+
+
+def preview_images(value: Any, prefix: str) -> list[dict[str, str]]:
+    """`value`, when it is an IMAGE batch, saved as previews in ComfyUI's temp folder the way its PreviewImage node
+    does (what the frontend shows on a node); nothing for any other value."""
+    from ..serialization.codec import is_tensor
+
+    if not (is_tensor(value) and value.ndim == 4 and value.shape[-1] in (1, 3, 4)):
+        return []
+    import nodes
+
+    return list(nodes.PreviewImage().save_images(value, filename_prefix=prefix)["ui"]["images"])
 
 
 class DiscomfortSaveImage:
@@ -44,22 +56,27 @@ class DiscomfortSaveImage:
             "images": ("IMAGE",),
             "filename": ("STRING", {"default": "image"}),
             "subfolder": ("STRING", {"default": "discomfort"}),
-        }}  # fmt: skip
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}  # fmt: skip
 
-    def save(self, images: Any, filename: str, subfolder: str) -> dict:
+    def save(self, images: Any, filename: str, subfolder: str, unique_id: str = "?") -> dict:
         import folder_paths
 
+        where = f"node {unique_id} (DiscomfortSaveImage)"
         root = Path(folder_paths.get_output_directory()).resolve()
-        stem = Path(str(filename)).stem
+        try:
+            stem = Path(checked_name(filename, "filename")).stem
+            subfolder = checked_name(subfolder, "subfolder")
+        except WorkflowError as error:
+            raise SettingsError(f"{where}: {error}") from None
         if not stem:
-            raise SettingsError(f"cannot save {filename!r}: the name is empty")
+            raise SettingsError(f"{where}: cannot save {filename!r}: the name is empty")
         results = []
         for index, image in enumerate(images):
             name = f"{stem}.png" if len(images) == 1 else f"{stem}_{index + 1}.png"
             try:
                 path = resolve_under(root, str(Path(subfolder) / name), "saved image")
             except WorkflowError as error:
-                raise SettingsError(f"cannot save {filename!r} in {subfolder!r}: {error}") from None
+                raise SettingsError(f"{where}: cannot save {filename!r} in {subfolder!r}: {error}") from None
             path.parent.mkdir(parents=True, exist_ok=True)
             write_png(image, path)
             results.append({"filename": name, "subfolder": str(path.parent.relative_to(root)), "type": "output"})

@@ -1,23 +1,25 @@
-"""Where values enter and leave a graph: every DiscomfortPort, its uid, tags and mode.
+"""What a DiscomfortPort is: its uid, tags and mode, read off the graph around it, and the role it plays in a body.
 
-A port's mode is a fact about the graph, not a setting on the node: INPUT when nothing feeds it, OUTPUT when it
-feeds nothing, PASSTHRU when both, UNCONNECTED when neither. The functions here read API prompts and UI workflows
-alike and never import ComfyUI.
+A port's mode is a fact about its links, not a setting on the node: INPUT when nothing feeds it, OUTPUT when it
+feeds nothing, PASSTHRU when both, UNCONNECTED when neither. Its role is a fact about the ports of the same uid in
+its body (see `ports.model`): the upstream-most is the entry, the downstream-most the exit, those between pass the
+value through. Nothing here imports ComfyUI.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import PortError
-from ..workflow.graph import MODE_BYPASSED, MODE_MUTED, NodeView, links_of, nodes_of
+from ..errors import Problem
+from ..workflow.graph import Graph, NodeView, id_key
 
 PORT_CLASS = "DiscomfortPort"
 WIDGETS = ("unique_id", "tags")  # the port's widgets, in the order the frontend saves them
 VALUE = "value"  # the port's one socket, in and out
+ITERATION_UID = "iteration"  # reserved: an entry port with this uid takes the 0-based iteration index
 
 
 class PortMode(enum.Enum):
@@ -25,6 +27,23 @@ class PortMode(enum.Enum):
     OUTPUT = "OUTPUT"
     PASSTHRU = "PASSTHRU"
     UNCONNECTED = "UNCONNECTED"
+
+
+class Role(enum.Enum):
+    """What a port does in its body, among the ports of its uid."""
+
+    ENTRY = "entry"  # upstream-most: the loop's value for the uid enters here
+    EXIT = "exit"  # downstream-most: the uid's value leaves here (and still flows on to what the port feeds)
+    ENTRY_EXIT = "entry and exit"  # the uid's only port, fed and feeding: what enters is what leaves
+    THROUGH = "pass-through"  # between the two: passes on whatever the chain computed
+
+    @property
+    def is_entry(self) -> bool:
+        return self in (Role.ENTRY, Role.ENTRY_EXIT)
+
+    @property
+    def is_exit(self) -> bool:
+        return self in (Role.EXIT, Role.ENTRY_EXIT)
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,8 @@ class Port:
     mode: PortMode
     type: str = "*"  # inferred from the links (UI workflows carry link types; API prompts do not)
     title: str | None = None
+    role: Role | None = None  # in its body; None when it belongs to none (unconnected, or untagged inside a loop)
+    loop_id: str | None = None  # the loop whose body it belongs to; None for the workflow's own body
 
     @property
     def takes(self) -> bool:
@@ -48,6 +69,10 @@ class Port:
         """A value can be taken from the graph here."""
         return self.mode in (PortMode.OUTPUT, PortMode.PASSTHRU)
 
+    @property
+    def linked(self) -> bool:
+        return self.mode is not PortMode.UNCONNECTED
+
 
 def parse_tags(raw: Any) -> tuple[str, ...]:
     """Tags are written comma-separated in the widget; blanks and repeats are dropped, order kept."""
@@ -57,79 +82,110 @@ def parse_tags(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for tag in (str(item).strip() for item in items) if tag))
 
 
-def find_ports(
-    graph: Mapping[str, Any], port_class: str = PORT_CLASS, defs: Mapping[str, Any] | None = None
-) -> list[Port]:
-    """Every active DiscomfortPort of an API prompt or UI workflow, in node-id order.
+def scan_ports(graph: Graph, port_class: str = PORT_CLASS, defs: Mapping[str, Any] | None = None) -> list[Port]:
+    """Every port of `graph` with its uid, tags, mode and type (no role yet), in node-id order.
 
-    Muted and bypassed ports are left out: ComfyUI does not run them, so they carry nothing. A port's type comes
-    from the link types a UI workflow records; API prompts record none, so with node definitions `defs` (class
-    type -> NodeDef) it is read from the socket the port is linked to.
+    A port's type comes from the link types a UI workflow records; API prompts record none, so with node
+    definitions `defs` (class type -> NodeDef) it is read from the socket the port is linked to.
     """
-    nodes = [node for node in nodes_of(graph) if node.mode not in (MODE_MUTED, MODE_BYPASSED)]
-    by_id = {node.id: node for node in nodes}
-    port_ids = {node.id for node in nodes if node.class_type == port_class}
-    incoming: dict[str, str] = {}
-    outgoing: dict[str, str] = {}
-    for link in links_of(graph):
-        if link.origin_id not in by_id or link.target_id not in by_id:
-            continue
-        # Only the value socket makes a port an entry; a uid widget turned into an input does not.
-        if link.target_id in port_ids and by_id[link.target_id].input_name(link.target_slot) in (VALUE, None):
-            incoming[link.target_id] = link.type
-        if link.origin_id in port_ids:
-            outgoing.setdefault(link.origin_id, link.type)
     ports = []
-    for node in nodes:
-        if node.id not in port_ids:
+    for node in graph.nodes.values():
+        if node.class_type != port_class:
             continue
-        uid, tags = _widget_values(node)
-        has_in, has_out = node.id in incoming, node.id in outgoing
+        # Only the value socket makes a port fed; a uid widget turned into an input does not.
+        feeding = [link for link in graph.incoming(node.id) if node.input_name(link.target_slot) in (VALUE, None)]
+        fed_by = feeding[0] if feeding else None
+        outgoing = graph.outgoing(node.id)
         mode = {
             (False, True): PortMode.INPUT,
             (True, False): PortMode.OUTPUT,
             (True, True): PortMode.PASSTHRU,
             (False, False): PortMode.UNCONNECTED,
-        }[(has_in, has_out)]
-        link_type = incoming.get(node.id, outgoing.get(node.id, "*"))
+        }[(fed_by is not None, bool(outgoing))]
+        link_type = fed_by.type if fed_by is not None else outgoing[0].type if outgoing else "*"
         if link_type == "*" and defs is not None:
             link_type = _socket_type(graph, node.id, defs)
+        uid, tags = _widget_values(node)
         ports.append(Port(node.id, uid, parse_tags(tags), mode, link_type, node.title))
-    return sorted(ports, key=lambda port: _id_key(port.node_id))
+    return sorted(ports, key=lambda port: id_key(port.node_id))
 
 
-def validate_ports(ports: Iterable[Port]) -> None:
-    """Raise one `PortError` naming every port at fault: an empty uid, or an OUTPUT uid given by two ports."""
+def assign_roles(
+    graph: Graph,
+    ports: Iterable[Port],
+    loop_id: str | None = None,
+    *,
+    implied_parents: Mapping[str, set[str]] | None = None,
+    implied_children: Mapping[str, set[str]] | None = None,
+) -> list[Port]:
+    """The linked `ports` of one body, each with its role among the ports of its uid.
+
+    Per uid, one walk down and one walk up from all its ports: a port reached going down has a port of its uid
+    upstream (it is no entry), one reached going up has one downstream (it is no exit). Only a fed port can be an
+    exit and only a port that is not fed from inside the chain can be an entry, so an INPUT port is an entry and
+    an OUTPUT port an exit whatever else their uid has. The implied edges are dependencies no link shows: a loop
+    node's outputs depend on its body's exits.
+    """
+    by_uid: dict[str, list[Port]] = {}
+    for port in ports:
+        if port.linked:
+            by_uid.setdefault(port.uid, []).append(port)
+    placed = []
+    for group in by_uid.values():
+        ids = {port.node_id for port in group}
+        below = graph.descendants(ids, implied_children) if len(group) > 1 else set()
+        above = graph.ancestors(ids, implied_parents) if len(group) > 1 else set()
+        for port in group:
+            entry = port.takes and port.node_id not in below
+            exit_ = port.gives and port.node_id not in above
+            role = Role.ENTRY_EXIT if entry and exit_ else Role.ENTRY if entry else Role.EXIT if exit_ else Role.THROUGH
+            placed.append(replace(port, role=role, loop_id=loop_id))
+    return sorted(placed, key=lambda port: id_key(port.node_id))
+
+
+def port_problems(ports: Iterable[Port]) -> list[Problem]:
+    """Every fault of one body's ports (with roles): an empty uid, two exits for one uid, an exit for `iteration`;
+    each names the ports at fault."""
     problems = []
-    givers: dict[str, list[str]] = {}
+    exits: dict[str, list[Port]] = {}
     for port in ports:
         if not port.uid:
-            problems.append(f"DiscomfortPort node {port.node_id} has an empty unique_id")
-        elif port.mode is PortMode.OUTPUT:
-            givers.setdefault(port.uid, []).append(port.node_id)
-    for uid, node_ids in givers.items():
-        if len(node_ids) > 1:
-            problems.append(
-                f"OUTPUT ports {', '.join(node_ids)} share the unique_id {uid!r}; each OUTPUT uid must be unique"
-            )
-    if problems:
-        raise PortError(problems)
+            problems.append(Problem(f"DiscomfortPort node {port.node_id}{_title(port)} has an empty unique_id",
+                                    (port.node_id,)))  # fmt: skip
+        elif port.role is not None and port.role.is_exit:
+            exits.setdefault(port.uid, []).append(port)
+    for uid, found in exits.items():
+        if len(found) > 1:
+            problems.append(Problem(
+                f"ports {', '.join(p.node_id for p in found)} are all downstream-most ports of uid {uid!r}, so each "
+                "would be its exit; a uid leaves a body through one port: link one into the other, or rename one",
+                tuple(p.node_id for p in found),
+            ))  # fmt: skip
+        culprit = next((p for p in found if p.role is Role.EXIT), None) if uid == ITERATION_UID else None
+        if culprit is not None:
+            problems.append(Problem(f"port {culprit.node_id}{_title(culprit)} gives the reserved uid "
+                                    f"{ITERATION_UID!r}, which only enters a body (the iteration index)",
+                                    (culprit.node_id,)))  # fmt: skip
+    return problems
 
 
-def _socket_type(graph: Mapping[str, Any], port_id: str, defs: Mapping[str, Any]) -> str:
+def _title(port: Port) -> str:
+    return f" ({port.title!r})" if port.title and port.title != port.uid else ""
+
+
+def _socket_type(graph: Graph, port_id: str, defs: Mapping[str, Any]) -> str:
     """The type of what feeds an API-prompt port, else of the first typed input it feeds."""
-    value = (graph[port_id].get("inputs") or {}).get(VALUE)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] in graph:
-        source = defs.get(graph[value[0]].get("class_type"))
-        if source is not None and 0 <= value[1] < len(source.outputs) and source.outputs[value[1]] != "*":
-            return source.outputs[value[1]]
-    for node in graph.values():
-        target = defs.get(node.get("class_type"))
-        for name, linked in (node.get("inputs") or {}).items():
-            if target is not None and isinstance(linked, list) and linked[:1] == [port_id]:
-                spec = target.input(name)
-                if spec is not None and spec.type not in ("*", "COMBO"):
-                    return spec.type
+    for link in graph.incoming(port_id):
+        source = defs.get(graph.nodes[link.origin_id].class_type)
+        outputs = source.outputs if source is not None else ()
+        if 0 <= link.origin_slot < len(outputs) and outputs[link.origin_slot] != "*":
+            return outputs[link.origin_slot]
+    for link in sorted(graph.outgoing(port_id), key=lambda link: id_key(link.target_id)):
+        target = defs.get(graph.nodes[link.target_id].class_type)
+        name = graph.nodes[link.target_id].input_name(link.target_slot)
+        spec = target.input(name) if target is not None and name is not None else None
+        if spec is not None and spec.type not in ("*", "COMBO"):
+            return spec.type
     return "*"
 
 
@@ -142,72 +198,3 @@ def _widget_values(node: NodeView) -> tuple[str, Any]:
         tags = widgets[1] if len(widgets) > 1 else ""
     # An API prompt may link the uid widget to another node; only a constant uid names a port.
     return (uid.strip() if isinstance(uid, str) else ""), tags
-
-
-def _id_key(node_id: str) -> tuple:
-    # Numeric ids sort as numbers, subgraph ids ("12:3") part by part, anything else after.
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in node_id.split(":"))
-
-
-@dataclass(frozen=True)
-class Interface:
-    """What a workflow takes and gives, by uid, and its ports in execution order."""
-
-    takes: dict[str, tuple[Port, ...]]  # uid -> entry ports (INPUT or PASSTHRU)
-    gives: dict[str, Port]  # uid -> the port its value is read from (OUTPUT; PASSTHRU when no OUTPUT has the uid)
-    order: tuple[Port, ...]  # every linked port, upstream ports first
-
-
-def interface(graph: Mapping[str, Any], port_class: str = PORT_CLASS) -> Interface:
-    """The uids a workflow takes and gives; raises `PortError` for bad uids, cycles and dangling links."""
-    ports = [p for p in find_ports(graph, port_class) if p.mode is not PortMode.UNCONNECTED]
-    validate_ports(ports)
-    order = execution_order(graph)
-    position = {node_id: index for index, node_id in enumerate(order)}
-    ports.sort(key=lambda p: position.get(p.node_id, len(position)))
-    takes: dict[str, list[Port]] = {}
-    outputs = {p.uid: p for p in ports if p.mode is PortMode.OUTPUT}
-    passthrus: dict[str, Port] = {}
-    for port in ports:
-        if port.takes:
-            takes.setdefault(port.uid, []).append(port)
-        if port.mode is PortMode.PASSTHRU:
-            passthrus[port.uid] = port  # the last one downstream
-    gives = {**{uid: p for uid, p in passthrus.items() if uid not in outputs}, **outputs}
-    return Interface({uid: tuple(found) for uid, found in takes.items()}, gives, tuple(ports))
-
-
-def execution_order(graph: Mapping[str, Any]) -> list[str]:
-    """Node ids, each after everything that feeds it. Raises `PortError` on a cycle or a dangling link."""
-    nodes = {node.id for node in nodes_of(graph)}
-    parents: dict[str, set[str]] = {node_id: set() for node_id in nodes}
-    dangling = []
-    for link in links_of(graph):
-        if link.origin_id not in nodes or link.target_id not in nodes:
-            name = f"link {link.id}" if link.id is not None else "a link"
-            dangling.append(f"{name} ({link.origin_id} -> {link.target_id})")
-            continue
-        parents[link.target_id].add(link.origin_id)
-    if dangling:
-        raise PortError([f"{entry} names a node that is not in the workflow" for entry in dangling])
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-    for start in sorted(nodes, key=_id_key):
-        stack = [(start, iter(sorted(parents[start], key=_id_key)))]
-        if state.get(start) == 2:
-            continue
-        state[start] = 1
-        while stack:
-            node_id, pending = stack[-1]
-            parent = next(pending, None)
-            if parent is None:
-                stack.pop()
-                state[node_id] = 2
-                order.append(node_id)
-            elif state.get(parent) == 1:
-                cycle = [entry for entry, _ in stack][[entry for entry, _ in stack].index(parent) :]
-                raise PortError([f"the workflow has a cycle through nodes {' -> '.join([*cycle, parent])}"])
-            elif state.get(parent) != 2:
-                state[parent] = 1
-                stack.append((parent, iter(sorted(parents[parent], key=_id_key))))
-    return order

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import WorkflowError
 from .anytype import ANY
+
+_NOTHING = object()  # what an unlinked optional input gets: ComfyUI passes nothing for it
 
 
 class DiscomfortPort:
@@ -34,6 +37,7 @@ class DiscomfortPort:
             "optional": {
                 "value": (ANY, {"tooltip": "Any value; it is passed on unchanged."}),
             },
+            "hidden": {"node_id": "UNIQUE_ID"},
         }
 
     @classmethod
@@ -42,5 +46,12 @@ class DiscomfortPort:
             return "DiscomfortPort needs a non-empty unique_id"
         return True
 
-    def pass_value(self, unique_id: str, tags: str, value: Any = None) -> tuple[Any]:
+    def pass_value(self, unique_id: str, tags: str, value: Any = _NOTHING, node_id: str | None = None) -> tuple[Any]:
+        if value is _NOTHING:
+            # An INPUT port runs as itself only when no loop or workflow run stands in for it.
+            raise WorkflowError(
+                f"DiscomfortPort node {node_id} (uid {unique_id!r}) is an INPUT port with nothing to give: no loop "
+                "runs it and nothing feeds it. Tag it with a loop's body name, run its workflow as a loop body, or "
+                "link a value into it"
+            )
         return (value,)

@@ -1,10 +1,12 @@
 """Several workflows into one pipeline: what an earlier workflow gives by uid feeds the later ones that take it.
 
-Each INPUT port of a workflow is linked to the port that gives the same uid in an earlier workflow (its OUTPUT,
-or a PASSTHRU when it has no OUTPUT of that uid); both then pass the value through. Node and link ids are
-renumbered so nothing collides, and in UI workflows each workflow is laid out below the one before, its groups
-kept, so the stitched file opens readably in ComfyUI. Only earlier-to-later links are made, so a stitch cannot
-close a cycle; the result is checked all the same.
+Each entry port of a workflow (see `ports.model`) is linked from the exit of the same uid in the nearest earlier
+workflow that gives it; a PASSTHRU entry's own feeder, its value when the file runs alone, is unlinked. The
+stitched ports then pass the value along one chain per uid, so the pipeline's entry of a uid is the first file's,
+its exit the last file's, and each file computes on what the one before gave. Node and link ids are renumbered so
+nothing collides, and in UI workflows each workflow is laid out below the one before, its groups kept, so the
+stitched file opens readably in ComfyUI. Only earlier-to-later links are made, so a stitch cannot close a cycle;
+the result is checked as one body all the same.
 """
 
 from __future__ import annotations
@@ -14,35 +16,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import WorkflowError
-from ..workflow.graph import detect_format, is_link
-from .discovery import VALUE, Port, PortMode, execution_order, interface
+from ..errors import PortError, WorkflowError
+from ..workflow.graph import detect_format, is_link, ui_links
+from .discovery import ITERATION_UID, VALUE, Port
+from .model import interface
 
 GAP = 120  # vertical space between stitched workflows, in canvas units
 
 
 @dataclass(frozen=True)
 class Connection:
-    giver: tuple[int, Port]  # (workflow index, port)
-    taker: tuple[int, Port]
+    giver: tuple[int, Port]  # (workflow index, its exit port)
+    taker: tuple[int, Port]  # (workflow index, its entry port)
 
 
 def connections(graphs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Connection]:
-    """Which port feeds which, across workflows; an INPUT uid given by two earlier workflows is ambiguous."""
-    interfaces = [interface(graph) for graph in graphs]
+    """Which port feeds which, across workflows: each entry of a uid from the latest earlier exit of that uid. The
+    reserved uid `iteration` is never linked: every workflow's iteration port takes the index itself."""
     found = []
-    for index, current in enumerate(interfaces):
+    latest: dict[str, tuple[int, Port]] = {}
+    for index, (name, graph) in enumerate(zip(names, graphs, strict=True)):
+        try:
+            current = interface(graph)
+        except PortError as error:
+            raise PortError([f"{name}: {problem}" for problem in error.problems]) from None
+        except WorkflowError as error:
+            raise WorkflowError(f"{name}: {error}") from None
         for uid, takers in current.takes.items():
-            givers = [(earlier, interfaces[earlier].gives[uid]) for earlier in range(index)
-                      if uid in interfaces[earlier].gives]  # fmt: skip
-            if not givers:
-                continue
-            if len(givers) > 1:
-                sources = " and ".join(f"{names[i]} (node {port.node_id})" for i, port in givers)
-                raise WorkflowError(f"uid {uid!r} taken by {names[index]} is given by both {sources}; rename one")
-            for taker in takers:
-                if taker.mode is PortMode.INPUT:
-                    found.append(Connection(givers[0], (index, taker)))
+            if uid in latest and uid != ITERATION_UID:
+                found.extend(Connection(latest[uid], (index, taker)) for taker in takers)
+        for uid, giver in current.gives.items():
+            latest[uid] = (index, giver)
     return found
 
 
@@ -61,7 +65,7 @@ def stitch_api(prompts: Sequence[Mapping[str, Any]], names: Sequence[str] | None
         giver_index, giver = connection.giver
         taker_index, taker = connection.taker
         result[f"{taker_index + 1}.{taker.node_id}"]["inputs"][VALUE] = [f"{giver_index + 1}.{giver.node_id}", 0]
-    execution_order(result)  # raises on a cycle
+    interface(result)  # one body: raises on a cycle, or on a uid that now has two exits
     return result
 
 
@@ -77,9 +81,9 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
         left, upper, _, lower = _bounds(workflow.get("nodes") or [])
         shift = top - upper
         link_map = {}
-        for raw in workflow.get("links") or []:
-            link = _link_tuple(raw)
-            link_map[link[0]] = next_link
+        parsed = ui_links(workflow)
+        for link in parsed:
+            link_map[link.id] = next_link
             next_link += 1
         for node in workflow["nodes"]:
             renumber[str(node["id"])] = next_node
@@ -96,10 +100,9 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
                 if socket.get("links"):
                     socket["links"] = [link_map[old] for old in socket["links"] if old in link_map]
             nodes.append(node)
-        for raw in workflow.get("links") or []:
-            link_id, origin, origin_slot, target, target_slot, kind = _link_tuple(raw)
-            links.append([link_map[link_id], renumber[str(origin)], origin_slot, renumber[str(target)], target_slot,
-                          kind])  # fmt: skip
+        for link in parsed:
+            links.append([link_map[link.id], renumber[link.origin_id], link.origin_slot, renumber[link.target_id],
+                          link.target_slot, link.type])  # fmt: skip
         for group in workflow.get("groups") or []:
             group = copy.deepcopy(group)
             bounding = group.get("bounding")
@@ -115,7 +118,6 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
         (giver_index, giver), (taker_index, taker) = connection.giver, connection.taker
         origin, target = node_map[giver_index][giver.node_id], node_map[taker_index][taker.node_id]
         kind = giver.type if giver.type != "*" else taker.type
-        links.append([next_link, origin, 0, target, 0, kind])
         by_id[origin].setdefault("outputs", [{"name": "value", "type": "*", "links": []}])
         by_id[origin]["outputs"][0].setdefault("links", [])
         by_id[origin]["outputs"][0]["links"] = [*(by_id[origin]["outputs"][0]["links"] or []), next_link]
@@ -124,6 +126,9 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
         if value_socket is None:
             value_socket = {"name": VALUE, "type": "*", "link": None}
             sockets.insert(0, value_socket)
+        if value_socket.get("link") is not None:  # a PASSTHRU entry: its own feeder gives way to the pipeline
+            _unlink(nodes, links, value_socket["link"])
+        links.append([next_link, origin, 0, target, sockets.index(value_socket), kind])
         value_socket["link"] = next_link
         next_link += 1
     stitched = {
@@ -132,7 +137,7 @@ def stitch_ui(workflows: Sequence[Mapping[str, Any]], names: Sequence[str] | Non
     }  # fmt: skip
     if subgraphs:
         stitched["definitions"] = {"subgraphs": list(subgraphs.values())}
-    execution_order(stitched)  # raises on a cycle
+    interface(stitched)  # one body: raises on a cycle, or on a uid that now has two exits
     return stitched
 
 
@@ -160,14 +165,10 @@ def _bounds(nodes: Sequence[Mapping[str, Any]]) -> tuple[float, float, float, fl
     return min(xs), min(ys), max(rights), max(bottoms)
 
 
-def _link_tuple(raw: Any) -> tuple[int, Any, int, Any, int, str]:
-    if isinstance(raw, Mapping):
-        return (
-            raw["id"],
-            raw["origin_id"],
-            raw["origin_slot"],
-            raw["target_id"],
-            raw["target_slot"],
-            raw.get("type", "*"),
-        )
-    return raw[0], raw[1], raw[2], raw[3], raw[4], raw[5] if len(raw) > 5 else "*"
+def _unlink(nodes: list[dict[str, Any]], links: list[list[Any]], link_id: int) -> None:
+    """Remove link `link_id` from a stitched UI workflow: from its list, and from its origin's output."""
+    link = next(entry for entry in links if entry[0] == link_id)
+    links.remove(link)
+    origin = next(node for node in nodes if node["id"] == link[1])
+    socket = (origin.get("outputs") or [])[link[2]]
+    socket["links"] = [other for other in socket.get("links") or [] if other != link_id]

@@ -1,6 +1,6 @@
 """Values leaving memory: the typed envelope, stores, checkpoints. Imports nothing of ComfyUI."""
 
-from .checkpoint import Checkpoint, CheckpointMismatch, CheckpointState
+from .checkpoint import Checkpoint, CheckpointError, CheckpointLocked, CheckpointMismatch, CheckpointState
 from .codec import Limits, decode, dumps, encode, loads
 from .signing import SigningKey, default_key_path
 from .stores import STORAGE_MODES, DiskList, DiskStore, MemoryStore, SpillingList, make_list
@@ -8,6 +8,8 @@ from .stores import STORAGE_MODES, DiskList, DiskStore, MemoryStore, SpillingLis
 __all__ = [
     "STORAGE_MODES",
     "Checkpoint",
+    "CheckpointError",
+    "CheckpointLocked",
     "CheckpointMismatch",
     "CheckpointState",
     "DiskList",

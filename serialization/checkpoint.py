@@ -1,31 +1,56 @@
 """A loop's state on disk after every finished iteration, so that a killed run resumes where it stopped.
 
-    <directory>/state.json          the commit point: iteration count, body fingerprint, where the values are
+    <directory>/.lock               held (flock) by the run using the folder; says who that is; marks the folder
+    <directory>/state.json          the commit point: iteration count, fingerprint, carried uids; signed
     <directory>/values-<k>/         carried values after iteration k (a DiskStore)
     <directory>/accumulated/        every accumulated value, one item per iteration (a DiskStore of DiskLists)
 
 Saving iteration k writes its accumulated items and `values-k`, then replaces state.json atomically, then
-removes `values-(k-1)`. A crash at any point leaves the previous state.json, naming files that are still whole;
-items written past it are dropped on resume. So at most the iteration in flight is redone.
+removes the other `values-*` folders. A crash at any point leaves the previous state.json, naming files that are
+still whole; items written past it are dropped on resume. So at most the iteration in flight is redone.
+
+A checkpoint folder is readable and writable by others: under ComfyUI's output folder anyone who reaches the
+server can download and replace its files (`/view`, `/upload/image`). So nothing in it is trusted: every path is
+derived from the folder itself, never read from a file; state.json carries an HMAC under this installation's
+signing key and an edited one is refused; a link anywhere in the folder is refused rather than followed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import stat
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import DiscomfortError
+from .signing import SigningKey
 from .stores import DiskList, DiskStore
 
-FORMAT = 1
+FORMAT = 2
+STATE = "state.json"
+LOCK = ".lock"
+ACCUMULATED = "accumulated"
+VALUES = re.compile(r"values-\d+")
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no links to follow this way
 
 
-class CheckpointMismatch(DiscomfortError):
+class CheckpointError(DiscomfortError):
+    """A checkpoint folder cannot be used: not a checkpoint, altered, holding links, or in use by another run."""
+
+
+class CheckpointMismatch(CheckpointError):
     """The checkpoint was written by a different loop body or settings; resuming it would mix two runs."""
+
+
+class CheckpointLocked(CheckpointError):
+    """Another run (this process or another, this machine or another sharing the folder) uses the checkpoint."""
 
 
 @dataclass
@@ -37,45 +62,98 @@ class CheckpointState:
 
 
 class Checkpoint:
-    def __init__(self, directory: str | os.PathLike, fingerprint: str, accumulate: tuple[str, ...] = ()):
+    """A checkpoint folder, used by one run at a time: `open()` takes it (or raises `CheckpointLocked`), `close()`
+    lets it go; the operating system lets it go too when the process dies, so a killed run never blocks a resume.
+
+    Args:
+        directory: the folder; made if missing. One that holds files but no checkpoint is refused.
+        fingerprint: what the loop body, settings and initial values hash to; a resume of another one is refused.
+        accumulate: the uids whose every value the checkpoint keeps.
+        holder: who uses it, for the message another run gets (e.g. "prompt 1a2b…").
+        key: signs and checks state.json (default: this installation's key).
+    """
+
+    def __init__(self, directory: str | os.PathLike, fingerprint: str, accumulate: tuple[str, ...] = (), *,
+                 holder: str = "", key: SigningKey | None = None):  # fmt: skip
         self.directory = Path(directory)
         self.fingerprint = fingerprint
         self.accumulate = accumulate
+        self.holder = holder
+        self._key = key
+        self._lock: BinaryIO | None = None  # the open lock file; closing it (or collecting it) lets go
         self._accumulated_store: DiskStore | None = None
 
     @property
     def state_file(self) -> Path:
-        return self.directory / "state.json"
+        return self.directory / STATE
+
+    def open(self) -> None:
+        """Take the folder for this run: refuse a link, a folder of other files, or one another run holds."""
+        self._check_folder()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o644)
+        try:
+            _lock(descriptor)
+        except OSError:
+            try:
+                holder = _read_all(descriptor).decode("utf-8", "replace").strip() or "another run"
+            except OSError:  # Windows forbids reading a region another process locked
+                holder = "another run"
+            os.close(descriptor)
+            raise CheckpointLocked(
+                f"checkpoint folder {self.directory} is in use by {holder}; wait for that run to end, or give this "
+                "loop another checkpoint folder"
+            ) from None
+        self._lock = os.fdopen(descriptor, "r+b", buffering=0)
+        self._lock.truncate(0)
+        who = f"{self.holder} " if self.holder else ""
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._lock.write(f"{who}(pid {os.getpid()} on {socket.gethostname()}, since {since})".encode())
+        self._refuse_links()
+
+    def close(self) -> None:
+        """Let the folder go (its lock file stays: it marks the folder as a checkpoint)."""
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
+        self._accumulated_store = None
+
+    def __enter__(self) -> Checkpoint:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def exists(self) -> bool:
-        return self.state_file.exists()
+        return os.path.lexists(self.state_file)
 
     def load(self) -> CheckpointState:
-        """The last committed state; raises `CheckpointMismatch` if another body or settings wrote it."""
-        state = json.loads(self.state_file.read_text())
-        if state.get("format") != FORMAT:
-            raise CheckpointMismatch(f"{self.state_file}: checkpoint format {state.get('format')!r} is not {FORMAT}")
+        """The last committed state; raises `CheckpointMismatch` if another body or settings wrote it, and
+        `CheckpointError` if it was edited or written by another installation."""
+        self._check_open()
+        state = self._read_state()
         if state["fingerprint"] != self.fingerprint:
             raise CheckpointMismatch(
                 f"{self.directory} holds a checkpoint of a different loop (its body, settings or initial values "
                 "changed since); resume refused. Use another checkpoint folder, or run without resume to start over"
             )
-        iteration = int(state["iteration"])
-        values_dir = self.directory / state["values"] if state.get("values") else None
-        values = {}
-        if values_dir is not None:
-            store = DiskStore(values_dir, persistent=True)
-            values = {uid: store.get(uid) for uid in state["uids"]}
-        accumulated = {}
-        for uid in self.accumulate:
-            items = DiskList(self._accumulated(), uid, length=iteration)
-            accumulated[uid] = items
-        return CheckpointState(iteration, values, accumulated, bool(state.get("stopped")))
+        iteration = state["iteration"]
+        store = DiskStore(self.directory / f"values-{iteration}", persistent=True, key=self._key)
+        values = {uid: store.get(uid) for uid in state["uids"]}
+        accumulated = {uid: DiskList(self._accumulated(), uid, length=iteration) for uid in self.accumulate}
+        return CheckpointState(iteration, values, accumulated, state["stopped"])
 
     def reset(self) -> None:
-        """Forget any previous run in this folder."""
-        if self.directory.exists():
-            shutil.rmtree(self.directory)
+        """Forget any previous run in this folder (its lock file, held by this run, stays)."""
+        self._check_open()
+        for entry in os.scandir(self.directory):
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)  # a link is removed, never followed
         self._accumulated_store = None
 
     def accumulation(self, uid: str, length: int = 0) -> DiskList:
@@ -86,26 +164,125 @@ class Checkpoint:
 
     def save(self, iteration: int, values: dict[str, Any], *, stopped: bool = False) -> None:
         """Commit the state after `iteration` finished iterations (accumulated items are appended already)."""
+        self._check_open()
         values_name = f"values-{iteration}"
         staging = self.directory / f".{values_name}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        store = DiskStore(staging, persistent=True)
+        _remove(staging)
+        store = DiskStore(staging, persistent=True, key=self._key)
         for uid, value in values.items():
             store.put(uid, value)
         final = self.directory / values_name
-        shutil.rmtree(final, ignore_errors=True)
+        _remove(final)
         os.replace(staging, final)
-        previous = json.loads(self.state_file.read_text()).get("values") if self.exists() else None
-        state = {"format": FORMAT, "fingerprint": self.fingerprint, "iteration": iteration, "values": values_name,
-                 "uids": sorted(values), "stopped": stopped}  # fmt: skip
-        temporary = self.directory / ".state.json.tmp"
+        state = {"format": FORMAT, "fingerprint": self.fingerprint, "iteration": iteration, "uids": sorted(values),
+                 "stopped": stopped}  # fmt: skip
+        state["signature"] = self._signing_key().sign(_canonical(state))
+        temporary = self.directory / f".{STATE}.tmp"
         temporary.write_text(json.dumps(state, indent=1))
         os.replace(temporary, self.state_file)
-        if previous and previous != values_name:
-            shutil.rmtree(self.directory / previous, ignore_errors=True)
+        for entry in os.scandir(self.directory):  # the values of earlier commits
+            if VALUES.fullmatch(entry.name) and entry.name != values_name:
+                _remove(Path(entry.path))
+
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            descriptor = os.open(self.state_file, os.O_RDONLY | NO_FOLLOW)
+        except OSError as error:
+            raise CheckpointError(f"{self.state_file}: cannot be read ({error.strerror})") from None
+        try:
+            text = _read_all(descriptor)
+        finally:
+            os.close(descriptor)
+        try:
+            state = json.loads(text)
+        except ValueError:
+            raise CheckpointError(f"{self.state_file} is not a checkpoint state (not JSON); resume refused") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            found = state.get("format") if isinstance(state, dict) else None
+            raise CheckpointError(f"{self.state_file}: checkpoint format {found!r} is not {FORMAT}; resume refused. "
+                                  "Run without resume to start over")  # fmt: skip
+        signature = state.pop("signature", None)
+        if not isinstance(signature, str) or not self._signing_key().verify(_canonical(state), signature):
+            raise CheckpointError(
+                f"{self.state_file} was edited, or written by another installation: its signature does not match; "
+                "resume refused. Run without resume to start over"
+            )
+        return state
+
+    def _check_folder(self) -> None:
+        try:
+            mode = os.lstat(self.directory).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise CheckpointError(f"checkpoint folder {self.directory} is a link; give the folder itself")
+        if not stat.S_ISDIR(mode):
+            raise CheckpointError(f"checkpoint folder {self.directory} is a file, not a folder")
+        names = set(os.listdir(self.directory))
+        if names and not names & {LOCK, STATE}:
+            raise CheckpointError(
+                f"{self.directory} is not empty and holds no checkpoint; a checkpoint would delete its files. Give "
+                "the loop a new or empty folder"
+            )
+
+    def _refuse_links(self) -> None:
+        for root, folders, files in os.walk(self.directory):
+            for name in folders + files:
+                if os.path.islink(os.path.join(root, name)):
+                    self.close()
+                    raise CheckpointError(
+                        f"checkpoint folder {self.directory} holds a link ({Path(root, name)}); links are not "
+                        "followed in a checkpoint. Remove it, or give the loop another folder"
+                    )
+
+    def _check_open(self) -> None:
+        if self._lock is None:
+            raise CheckpointError(f"checkpoint folder {self.directory} is not open; call open() first")
 
     def _accumulated(self) -> DiskStore:
         if self._accumulated_store is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._accumulated_store = DiskStore(self.directory / "accumulated", persistent=True)
+            self._accumulated_store = DiskStore(self.directory / ACCUMULATED, persistent=True, key=self._key)
         return self._accumulated_store
+
+    def _signing_key(self) -> SigningKey:
+        if self._key is None:
+            self._key = SigningKey.load_or_create()
+        return self._key
+
+
+def _canonical(state: dict[str, Any]) -> bytes:
+    return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _read_all(descriptor: int) -> bytes:
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(descriptor, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder, if there is one."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(descriptor: int) -> None:
+        msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)  # released when the handle closes, or the process ends
+
+else:
+    import fcntl
+
+    def _lock(descriptor: int) -> None:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the descriptor closes, or the
+        # process dies: a killed run's lock never outlives it

@@ -30,7 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pybase64
+try:  # SIMD base64, several times faster on large tensors; the standard library's when it is not installed
+    import pybase64 as base64
+except ImportError:
+    import base64
 
 from ..errors import SerializationError, UntrustedPickleError
 from .signing import SigningKey
@@ -104,10 +107,40 @@ def join(parts: Parts, *, key: SigningKey | None = None, trust: bool = False, li
     return _Joiner(parts, limits).walk(parts.skeleton, "value", 0)
 
 
+def digest(value: Any) -> bytes:
+    """A digest of what a value holds, to tell whether two runs started from the same values.
+
+    Data and tensors count by content, as the envelope would store them (a LATENT by its keys, its tensors' dtype,
+    shape and bytes). Objects the envelope would pickle (a MODEL, a CLIP, a VAE, anything else held in memory)
+    count by their type only: they cannot be compared across processes, and a new one is made at every restart.
+    """
+    import hashlib
+
+    parts = Parts("tree", {})
+    skeleton = _Splitter(parts, opaque=lambda item: f"{type(item).__module__}.{type(item).__qualname__}").walk(
+        value, "value"
+    )
+    hashed = hashlib.blake2b(json.dumps(skeleton, sort_keys=True).encode(), digest_size=20)
+    for name, tensor in sorted(parts.tensors.items()):
+        hashed.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        hashed.update(memoryview(_tensor_bytes(tensor)))
+    for name, array in sorted(parts.arrays.items()):
+        hashed.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        hashed.update(memoryview(array.tobytes()))
+    return hashed.digest()
+
+
+def _tensor_bytes(tensor: Any) -> Any:
+    import torch
+
+    return tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
 class _Splitter:
-    def __init__(self, parts: Parts):
+    def __init__(self, parts: Parts, opaque: Any = None):
         self.parts = parts
         self.seen: dict[int, str] = {}  # the same tensor object twice is stored once
+        self.opaque = opaque  # None: opaque objects are pickled; else a function naming them instead
 
     def walk(self, value: Any, path: str) -> Any:
         if value is None or isinstance(value, (bool, int, str)):
@@ -127,7 +160,9 @@ class _Splitter:
                 return {k: self.walk(v, f"{path}[{k!r}]") for k, v in value.items()}
             return {"$dict": [[self.walk(k, f"{path}.key"), self.walk(v, f"{path}[{k!r}]")] for k, v in value.items()]}
         if isinstance(value, (bytes, bytearray)) and type(value) in (bytes, bytearray):
-            return {"$bytes": pybase64.b64encode(bytes(value)).decode("ascii")}
+            return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+        if self.opaque is not None:
+            return {"$o": self.opaque(value)}
         return {"$p": self._pickle(value, path)}
 
     def _member(self, value: Any, members: dict[str, Any], prefix: str) -> str:
@@ -182,7 +217,7 @@ class _Joiner:
                     raise SerializationError(f"{path}: {inner!r} is not a non-finite float")
                 return float(inner)
             if marker == "$bytes":
-                return pybase64.b64decode(inner, validate=True)
+                return base64.b64decode(inner, validate=True)
             if marker == "$dict":
                 return {
                     _hashable(self.walk(k, f"{path}.key", depth + 1), path): self.walk(v, f"{path}[{k!r}]", depth + 1)
@@ -441,7 +476,9 @@ def _load_arrays(data: bytes, where: str) -> dict[str, Any]:
 
 
 def _b64(data: Any) -> str:
-    return pybase64.b64encode_as_string(data)
+    if hasattr(base64, "b64encode_as_string"):  # pybase64: no intermediate bytes object
+        return base64.b64encode_as_string(data)
+    return base64.b64encode(data).decode("ascii")
 
 
 def _unb64(text: Any, where: str, limits: Limits) -> bytes:
@@ -452,6 +489,6 @@ def _unb64(text: Any, where: str, limits: Limits) -> bytes:
             f"{where}: {len(text)} base64 characters is over the limit of {limits.max_base64_chars}"
         )
     try:
-        return pybase64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except ValueError as error:
         raise SerializationError(f"{where}: not valid base64 (truncated or corrupted): {error}") from None

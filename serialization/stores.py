@@ -13,7 +13,9 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from .signing import SigningKey
 STORAGE_MODES = ("ram", "disk", "auto")
 DEFAULT_BUDGET_BYTES = 2 * 1024**3  # auto mode: values above this total spill to disk
 RECORD_KEY = "discomfort"  # safetensors header key holding a lone tensor's record
+UNFINISHED_BUDGET_BYTES = 4 * 1024**3  # failed runs' values kept for recovery; the oldest go past this total
 
 
 class MemoryStore:
@@ -59,16 +62,21 @@ class DiskStore:
     """Values as files in a directory.
 
     Args:
-        directory: where to write; a new temporary directory when None.
-        persistent: keep the directory when the store closes. A temporary directory is otherwise removed when
-            the run succeeds, and kept (its path logged by the caller) when it fails, so nothing is lost.
+        directory: where to write; when None, a new folder under `scratch_root()` (ComfyUI's temp folder).
+        persistent: keep the directory when the store closes. A scratch folder is otherwise removed when the run
+            succeeds; when it fails it is kept for recovery, moved under `unfinished_root()` (ComfyUI empties
+            its temp folder at every start), the oldest kept runs removed past `UNFINISHED_BUDGET_BYTES`.
         key: signs pickled parts (default: this installation's key).
     """
 
     def __init__(self, directory: str | os.PathLike | None = None, *, persistent: bool = False,
                  key: SigningKey | None = None):  # fmt: skip
         self.persistent = persistent or directory is not None
-        self.directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="discomfort-"))
+        if directory is None:
+            root = scratch_root()
+            root.mkdir(parents=True, exist_ok=True)
+            directory = tempfile.mkdtemp(prefix="run-", dir=root)
+        self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._key = key
 
@@ -87,7 +95,7 @@ class DiskStore:
         if parts.arrays:
             record["arrays"] = self._write(f"{stem}.arrays.safetensors", lambda path: _save_arrays(parts.arrays, path))
         record["pickles"] = {
-            name: self._write(f"{stem}.{name}.pkl", lambda path, data=data: path.write_bytes(data))
+            name: self._write(_pickle_file(stem, name), lambda path, data=data: path.write_bytes(data))
             for name, data in parts.pickles.items()
         }
         self._write(f"{stem}.json", lambda path: path.write_text(json.dumps(record, allow_nan=False)))
@@ -98,15 +106,17 @@ class DiskStore:
         if record is None:
             raise KeyError(f"no value stored under {key!r} in {self.directory}")
         parts = codec.Parts(record["type"], record["meta"], record["skeleton"])
+        # File names come from the key, never from the record: a record someone edited cannot name other files.
         if tensors is not None:
             parts.tensors = tensors
         elif record.get("tensors"):
-            parts.tensors = _load_tensors(self.directory / record["tensors"])
+            parts.tensors = _load_tensors(self.directory / f"{stem}.safetensors")
         if record.get("arrays"):
             from safetensors.numpy import load_file
 
-            parts.arrays = load_file(self.directory / record["arrays"])
-        parts.pickles = {name: (self.directory / file).read_bytes() for name, file in record.get("pickles", {}).items()}
+            parts.arrays = load_file(self.directory / f"{stem}.arrays.safetensors")
+        parts.pickles = {name: (self.directory / _pickle_file(stem, name)).read_bytes()
+                         for name in record.get("pickles", {})}  # fmt: skip
         if record["type"] == "pickle":
             parts.skeleton = {"$p": "p0"}
         return codec.join(parts, key=self._signing_key() if parts.pickles else None, trust=trust)
@@ -146,9 +156,25 @@ class DiskStore:
         stems = {path.name.split(".", 1)[0] for path in self.directory.iterdir() if not path.name.startswith(".")}
         return sorted(record["key"] for record in (self._read(stem, load=False)[0] for stem in stems) if record)
 
-    def close(self, *, success: bool = True) -> None:
-        if success and not self.persistent:
+    def close(self, *, success: bool = True) -> Path | None:
+        """Remove a scratch folder after success; after a failure keep it, and return where (None if empty)."""
+        if self.persistent:
+            return None
+        if success or not any(self.directory.iterdir()):
             shutil.rmtree(self.directory, ignore_errors=True)
+            return None
+        root = unfinished_root()
+        if root is None:  # outside ComfyUI: the folder stays where it is
+            return self.directory
+        kept = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.directory.name}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.move(self.directory, kept)
+        except OSError:  # the run already failed: keep its values where they are rather than hide why
+            return self.directory
+        self.directory = kept
+        prune(root, UNFINISHED_BUDGET_BYTES, keep=kept)
+        return kept
 
     def _write(self, name: str, write: Any) -> str:
         final = self.directory / name
@@ -251,6 +277,45 @@ class SpillingList(Sequence):
         return self.memory[index] if index < len(self.memory) else self.disk[index - len(self.memory)]
 
 
+def scratch_root() -> Path:
+    """Where disk storage writes while a run lasts: <ComfyUI temp>/discomfort (the system's outside ComfyUI)."""
+    temp = _comfy_directory("get_temp_directory")
+    return (temp if temp is not None else Path(tempfile.gettempdir())) / "discomfort"
+
+
+def unfinished_root() -> Path | None:
+    """Where the values of failed runs are kept: <ComfyUI user>/discomfort/unfinished (not served over HTTP, not
+    emptied by ComfyUI); None outside ComfyUI."""
+    user = _comfy_directory("get_user_directory")
+    return user / "discomfort" / "unfinished" if user is not None else None
+
+
+def prune(root: Path, budget_bytes: int, *, keep: Path) -> list[Path]:
+    """Remove the oldest folders of `root` (by name: they start with their time) until the rest hold at most
+    `budget_bytes`; `keep` always stays. Returns what was removed."""
+    folders = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.is_symlink())
+    sizes = {folder: _size(folder) for folder in folders}
+    total, removed = sum(sizes.values()), []
+    for folder in folders:
+        if total <= budget_bytes:
+            break
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            total -= sizes[folder]
+            removed.append(folder)
+    return removed
+
+
+def _size(folder: Path) -> int:
+    return sum(os.lstat(os.path.join(root, name)).st_size for root, _, files in os.walk(folder) for name in files)
+
+
+def _comfy_directory(getter: str) -> Path | None:
+    folder_paths = sys.modules.get("folder_paths")  # ComfyUI's module, only if ComfyUI already loaded it
+    get = getattr(folder_paths, getter, None)
+    return Path(get()) if get is not None else None
+
+
 def make_list(mode: str, store: DiskStore | None, prefix: str, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> Any:
     """The list an accumulation uses under storage `mode` (ram, disk or auto)."""
     if mode not in STORAGE_MODES:
@@ -277,6 +342,12 @@ def _stem(key: str) -> str:
     # Keys are uids and paths chosen by users: keep them readable but safe as file names, and distinct.
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:60].strip(".") or "value"
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _pickle_file(stem: str, name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"p\d+", name):  # the codec names pickles p0, p1...
+        raise SerializationError(f"{stem}: a stored value names a pickle {name!r}, which the codec never writes")
+    return f"{stem}.{name}.pkl"
 
 
 def glob_escape(text: str) -> str:

@@ -83,9 +83,12 @@ class ComfyClient:
             self._ws.close()
             self._ws = None
 
-    def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
+    def queue(self, prompt: dict, extra_data: dict | None = None, targets: list[str] | None = None) -> str:
+        """POST /prompt as the frontend does; `targets` asks for a partial run ("Queue selected output nodes")."""
         self.connect()
         payload = {"prompt": prompt, "client_id": self.client_id, "extra_data": extra_data or {}}
+        if targets is not None:
+            payload["partial_execution_targets"] = targets
         return self.post_json("/prompt", payload)["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 120.0) -> PromptRun:
@@ -128,6 +131,25 @@ class ComfyClient:
         query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
         with urllib.request.urlopen(f"{self.base_url}/view?{query}", timeout=30) as response:
             return response.read()
+
+    def upload(self, data: bytes, filename: str, subfolder: str = "", type: str = "input",
+               overwrite: bool = False) -> dict:  # fmt: skip
+        """POST /upload/image, as the frontend does (multipart form); it takes any file, not only images."""
+        boundary = uuid.uuid4().hex
+        fields = {"subfolder": subfolder, "type": type, "overwrite": "true" if overwrite else "false"}
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                 for name, value in fields.items()]  # fmt: skip
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n\r\n'.encode()
+        )
+        body = b"".join(parts) + data + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(
+            self.base_url + "/upload/image",
+            data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def _history(self, prompt_id: str) -> dict:
         # The history entry is written just after the last websocket message; give it a moment.

@@ -38,6 +38,13 @@ def loop(body: str = "loop", iterations: int = 4, uids: str = "", accumulate: st
     return {"class_type": "DiscomfortLoop", "inputs": {**inputs, **values}}
 
 
+def loop_output(loop_id: str, name: str) -> list:
+    """A link to a loop node's output socket by its name (value_1, accumulated_1, iterations)."""
+    from discomfort.executor.loop_node import output_slot
+
+    return [loop_id, output_slot(name)]
+
+
 def node(class_type: str, **inputs) -> dict:
     return {"class_type": class_type, "inputs": inputs}
 
@@ -56,18 +63,24 @@ def assert_color(pixel: tuple[int, ...], color: int = COLOR) -> None:
         assert expected - 1 <= got <= expected, f"pixel {pixel[:3]} is not {rgb(color)}"
 
 
-def nested_three_deep() -> tuple[dict, list]:
-    """Loops a (2 iterations) around b (3) around c (2) around x += 1; returns the prompt and a link to the result
-    (2 x 3 x 2 = 12). Level k's body: an entry fed from outside, the next loop in (or, innermost, +1), an exit."""
+def nested(levels: list[tuple[str, int]]) -> tuple[dict, list]:
+    """Loops levels[0] around levels[1] around ... around x += 1, each level a (body name, iterations); returns the
+    prompt and a link to the result (the product of the counts). Level k's body: an entry fed from outside, the
+    next loop in (or, innermost, +1), an exit."""
     prompt = {"1": node("DiscomfortTestAdd", a=0, b=0)}
     source = ["1", 0]
-    for level in ("a", "b", "c"):
+    for level, _ in levels:
         prompt[f"{level}_in"] = port("x", source, tags=level)
         source = [f"{level}_in", 0]
     prompt["add"] = node("DiscomfortTestAdd", a=source, b=1)
     inner = ["add", 0]
-    for level, iterations in (("c", 2), ("b", 3), ("a", 2)):
+    for level, iterations in reversed(levels):
         prompt[f"{level}_out"] = port("x", inner, tags=level)
         prompt[f"{level}_loop"] = loop(body=level, iterations=iterations, uids="x")
         inner = [f"{level}_loop", 0]
     return prompt, inner
+
+
+def nested_three_deep() -> tuple[dict, list]:
+    """Loops a (2 iterations) around b (3) around c (2) around x += 1: 2 x 3 x 2 = 12."""
+    return nested([("a", 2), ("b", 3), ("c", 2)])

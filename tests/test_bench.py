@@ -45,3 +45,16 @@ def test_codec_bench_round_trips_every_strategy(tmp_path):
     for rows in results["codec"].values():
         assert {"envelope (JSON-able dict)", "torch.save + base64", "disk store put/get"} <= set(rows)
         assert all(value > 0 for value in rows["ratios"].values())
+
+
+@pytest.mark.comfy
+def test_prepare_bench_covers_every_depth_and_loop_count_and_both_cache_settings(tmp_path):
+    done = bench("prepare.py", "--quick", out=tmp_path)
+    results = json.loads((tmp_path / "prepare.json").read_text())
+    assert [f"depth {d}" for d in range(1, 9)] + ["1 loops", "10 loops", "100 loops", "1000 loops"] == list(
+        results["preparation"]
+    )
+    rows = results["nested"]["rows"]
+    # Without the caches the inner loops compile and validate on every iteration of the loops around them.
+    assert rows["caches off"]["ms compiling and validating"] > rows["caches on"]["ms compiling and validating"]
+    assert "per inner loop run" in done.stdout

@@ -7,10 +7,11 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import install_custom_nodes, read_log
-from graphs import loop, node, port, save
+from graphs import loop, loop_output, node, port, save
 from PIL import Image
 
 pytestmark = pytest.mark.comfy
@@ -32,7 +33,7 @@ def counter(iterations: int, checkpoint: str, resume: bool, log: str, *, flag: s
         "7": node("EmptyImage", width=4, height=4, batch_size=1, color=["5", 0]),
         "8": port("frame", ["7", 0]),
         "10": body_loop,
-        "11": save(["10", 4], f"{prefix}_frames"),
+        "11": save(loop_output("10", "accumulated_1"), f"{prefix}_frames"),
         "12": node("EmptyImage", width=4, height=4, batch_size=1, color=["10", 0]),
         "13": save(["12", 0], f"{prefix}_final"),
     }
@@ -148,3 +149,24 @@ def test_a_full_disk_mid_loop_loses_no_finished_iteration(comfy, log_file, reque
     assert blue(final) == 6
     frames = sorted(comfy.output_directory.glob(f"{name}_frames_*.png"))
     assert [blue(path) for path in frames] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_a_server_loop_is_using_is_refused_to_another_process(server, client, comfy, log_file):
+    from discomfort import Runtime
+    from discomfort.serialization import CheckpointLocked
+
+    folder = server.base_directory / "output" / "discomfort" / "checkpoints" / "held"
+    prompt_id = client.queue(counter(8, "held", False, str(log_file), stall=0.3, prefix="held"))
+    deadline = time.monotonic() + 60
+    while not (folder / "state.json").exists():
+        assert time.monotonic() < deadline, "the server's loop wrote no checkpoint"
+        time.sleep(0.05)
+    workflows = [Path(__file__).parent / "workflows" / name for name in ("start_image.json", "blur_step.json")]
+    with Runtime() as runtime, pytest.raises(CheckpointLocked) as refused:
+        runtime.run(workflows, iterations=2, checkpoint=folder)
+    assert f"checkpoint folder {folder} is in use by loop 10 of prompt {prompt_id} (pid {server.process.pid}" in str(
+        refused.value
+    )
+    run = client.wait(prompt_id)
+    assert run.status == "success", run.messages[-3:]  # the server's run went on untouched
+    assert json.loads((folder / "state.json").read_text())["iteration"] == 8

@@ -15,7 +15,7 @@ from graphs import assert_inverted
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "invert_through_port.api.json"
+EXAMPLE = REPO / "docs" / "api" / "invert_through_port.api.json"
 
 
 def discomfort(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -28,9 +28,13 @@ def test_run_writes_the_workflows_images(tmp_path):
     done = discomfort("run", str(EXAMPLE), "--output", str(tmp_path / "images"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (written,) = (tmp_path / "images").glob("discomfort_demo_*.png")
-    assert done.stdout.strip() == str(written)
+    # The port is the uid's only one, fed and feeding: its entry and its exit, so the file gives `image` too.
+    given = tmp_path / "images" / "image_00001.png"
+    assert done.stdout.split() == [str(written), str(given)]
     with Image.open(written) as image:
         assert_inverted(image.convert("RGB").getpixel((0, 0)), 0x336699)
+    with Image.open(given) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (0x33, 0x66, 0x99)
 
 
 def test_bad_workflow_file_exits_2_naming_the_file(tmp_path):
@@ -50,7 +54,7 @@ def test_missing_comfyui_exits_3(tmp_path):
 
 @pytest.mark.comfy
 def test_the_api_format_loop_example_refines_and_saves_every_iteration(tmp_path):
-    demo = REPO / "examples" / "refine_loop.api.json"
+    demo = REPO / "docs" / "api" / "refine_loop.api.json"
     done = discomfort("run", str(demo), "--output", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     steps = sorted((tmp_path / "refine").glob("step_*.png"))
@@ -106,6 +110,18 @@ def test_ctrl_c_stops_a_long_run_keeping_its_finished_iterations_and_resume_goes
 
 
 @pytest.mark.comfy
+def test_a_checkpoint_folder_of_other_files_is_refused_and_left_alone(tmp_path):
+    folder = tmp_path / "my_project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    done = discomfort("run", str(EXAMPLE), "--checkpoint", str(folder), "-o", str(tmp_path / "images"), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{folder} is not empty and holds no checkpoint" in done.stderr
+    assert [path.name for path in folder.iterdir()] == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.comfy
 def test_input_image_file_feeds_the_entry_port(tmp_path):
     Image.new("RGB", (16, 8), (255, 255, 255)).save(tmp_path / "white.png")
     done = discomfort("run", str(WORKFLOWS / "blur_step.json"), "--input", f"image={tmp_path / 'white.png'}",
@@ -118,7 +134,8 @@ def test_input_image_file_feeds_the_entry_port(tmp_path):
 def test_ports_lists_uids_modes_and_the_interface(tmp_path):
     done = discomfort("ports", str(WORKFLOWS / "blur_step.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "INPUT" in done.stdout and "OUTPUT" in done.stdout
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:-2]}
+    assert [row[1:4] for row in rows.values()] == [["image", "INPUT", "entry"], ["image", "OUTPUT", "exit"]]
     assert "takes: image" in done.stdout and "gives: image" in done.stdout
 
 

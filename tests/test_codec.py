@@ -253,3 +253,24 @@ def test_garbage_content_raises_only_documented_errors(blob, kind):
         envelope["content"] = {"skeleton": {"$t": "t0"}, "tensors": envelope["content"]}
     with contextlib.suppress(SerializationError):
         decode(envelope, key=SigningKey(b"k" * 32))
+
+
+def test_digest_counts_data_and_tensors_by_content_and_live_objects_by_type():
+    from discomfort.serialization.codec import digest
+
+    mask = torch.zeros(1, 1, 64, 64)
+    moved = mask.clone()
+    moved[0, 0, 32, 31] = 1.0
+    mask[0, 0, 32, 32] = 1.0
+    assert repr(mask) == repr(moved)  # what the old fingerprint compared: torch elides the middle
+    latent = {"samples": torch.zeros(1, 4, 8, 8), "noise_mask": mask}
+    assert digest(latent) == digest({"samples": torch.zeros(1, 4, 8, 8), "noise_mask": mask.clone()})
+    assert digest(latent) != digest({**latent, "noise_mask": moved})
+    assert digest(torch.zeros(2, dtype=torch.float16)) != digest(torch.zeros(2, dtype=torch.bfloat16))
+    assert digest([1, "a", None]) != digest([1, "a", 0]) and digest((1, 2)) != digest([1, 2])
+
+    class Model:  # stands for a MODEL: made anew, at another address, after every restart
+        pass
+
+    assert digest({"model": Model(), "steps": 4}) == digest({"model": Model(), "steps": 4})
+    assert digest({"model": Model()}) != digest({"model": object()})

@@ -104,3 +104,38 @@ def test_examples_through_the_server(server, client, comfy):
               "accumulate": "", "stop_when": ""}  # fmt: skip
     assert client.run({"1": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs}}).status == "success"
     assert len(list((output / "pipeline").glob("step_*.png"))) == 5
+
+
+def test_previews_on_the_exits_show_every_iteration_and_the_loop_still_settles(server, client, comfy):
+    """What every user does to look at a value: a preview linked to each exit of the refinement example."""
+    from discomfort.executor.node_defs import LiveNodeDefs
+    from discomfort.workflow.convert import ui_to_api
+
+    workflow = json.loads((EXAMPLES / "refine_until_settled.json").read_text())
+    by_id = {node["id"]: node for node in workflow["nodes"]}
+    image_exit = next(n for n in workflow["nodes"] if n.get("title") == "image leaves")
+    settled_exit = next(n for n in workflow["nodes"] if n.get("title") == "settled (stop)")
+    saver = next(n for n in workflow["nodes"] if n["type"] == "SaveImage" and "step" in n["widgets_values"][0])
+    saver["widgets_values"][0] = "previewed/step"
+    for node_id, kind, socket, exit_node, kind_name in (
+        (90, "PreviewImage", "images", image_exit, "IMAGE"),
+        (91, "PreviewAny", "source", settled_exit, "BOOLEAN"),
+    ):
+        link_id = workflow["last_link_id"] = workflow["last_link_id"] + 1
+        workflow["links"].append([link_id, exit_node["id"], 0, node_id, 0, kind_name])
+        by_id[exit_node["id"]]["outputs"][0]["links"].append(link_id)
+        workflow["nodes"].append({"id": node_id, "type": kind, "pos": [0, 900], "size": [200, 200], "mode": 0,
+                                  "inputs": [{"name": socket, "type": kind_name, "link": link_id}], "outputs": [],
+                                  "widgets_values": []})  # fmt: skip
+    prompt = ui_to_api(workflow, LiveNodeDefs())
+    run = client.run(prompt, timeout=300)
+    assert run.status == "success", run.messages[-3:]
+    steps = sorted((server.base_directory / "output" / "previewed").glob("step_*.png"))
+    assert 2 <= len(steps) < 40  # settled before the iteration count
+    # Each preview showed every iteration as it came, and the history keeps them all under that node.
+    previews = [data["output"] for data in run.events("executed") if data["node"] == "90"]
+    assert len(previews) == len(steps) and all(len(output["images"]) == 1 for output in previews)
+    texts = [data["output"]["text"] for data in run.events("executed") if data["node"] == "91"]
+    assert texts == [["False"]] * (len(steps) - 1) + [["True"]]
+    shown = {run.history["meta"][node_id]["display_node"]: output for node_id, output in run.outputs().items()}
+    assert len(shown["90"]["images"]) == len(steps) and shown["91"]["text"] == ["False"] * (len(steps) - 1) + ["True"]

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from graphs import empty_image, loop, node, port
+from graphs import empty_image, loop, loop_output, node, port
 from PIL import Image
 
 pytestmark = pytest.mark.comfy
@@ -113,7 +113,8 @@ def test_refinement_stops_when_the_change_settles(comfy, captured):
         "5": port("settled", ["4", 1]),
         "6": port("change", ["4", 0]),
         "10": loop(iterations=200, uids="image", accumulate="change", stop_when="settled"),
-        "11": capture(["10", 8], "iterations"), "12": capture(["10", 4], "changes"), "13": capture(["10", 0], "final"),
+        "11": capture(loop_output("10", "iterations"), "iterations"),
+        "12": capture(loop_output("10", "accumulated_1"), "changes"), "13": capture(["10", 0], "final"),
     }  # fmt: skip
     comfy.run(prompt)
     (iterations,), (changes,) = captured["iterations"], captured["changes"]
@@ -133,6 +134,7 @@ def test_refinement_stops_when_the_change_settles(comfy, captured):
 def test_long_video_in_chunks_with_overlapping_seams(comfy, captured, request):
     chunks, length, overlap = 4, 6, 2
     prefix = f"video/{request.node.name}"
+    chunks_out = loop_output("10", "accumulated_1")
     prompt = {
         "20": node("EmptyImage", width=8, height=8, batch_size=overlap, color=0x010101),  # the first context
         "1": port("tail", ["20", 0]),
@@ -144,8 +146,8 @@ def test_long_video_in_chunks_with_overlapping_seams(comfy, captured, request):
         "7": node("DiscomfortLastFrames", images=["5", 0], count=overlap),
         "8": port("tail", ["7", 0]),
         "10": {**loop(iterations=chunks, uids="tail", accumulate="chunk")},
-        "11": node("DiscomfortJoinChunks", chunks=["10", 4], chunk_length=length, overlap=overlap),
-        "12": capture(["11", 0], "video"), "13": capture(["10", 4], "chunks"),
+        "11": node("DiscomfortJoinChunks", chunks=chunks_out, chunk_length=length, overlap=overlap),
+        "12": capture(["11", 0], "video"), "13": capture(chunks_out, "chunks"),
         "14": node("CreateVideo", images=["11", 0], fps=8.0),
         "15": node("SaveVideo", video=["14", 0], filename_prefix=prefix, format="mp4", codec="h264"),
     }  # fmt: skip

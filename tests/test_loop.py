@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import read_log
-from graphs import empty_image, loop, nested_three_deep, node, port, save
+from graphs import empty_image, loop, loop_output, nested, nested_three_deep, node, port, save
 
 pytestmark = pytest.mark.comfy
 
@@ -23,8 +23,8 @@ def invert_loop(iterations: int, **loop_inputs) -> dict:
         "4": port("image", ["3", 0]),
         "10": loop(iterations=iterations, uids="image", **loop_inputs),
         "11": capture(["10", 0], "final"),
-        "12": capture(["10", 4], "all"),
-        "13": capture(["10", 8], "count"),
+        "12": capture(loop_output("10", "accumulated_1"), "all"),
+        "13": capture(loop_output("10", "iterations"), "count"),
     }
 
 
@@ -90,8 +90,8 @@ def test_counter_stops_at_the_right_iteration(comfy, captured):
         "6": node("DiscomfortTestAdd", a=1, b=0),
         "10": loop(iterations=100, uids="count", accumulate="count", stop_when="done", value_1=["6", 0]),
         "11": capture(["10", 0], "final"),
-        "12": capture(["10", 4], "all"),
-        "13": capture(["10", 8], "iterations"),
+        "12": capture(loop_output("10", "accumulated_1"), "all"),
+        "13": capture(loop_output("10", "iterations"), "iterations"),
     }
     comfy.run(prompt)
     # 1 -> 4 -> 7 -> 10: at least 10 after the third iteration.
@@ -120,7 +120,7 @@ def test_iteration_index_reaches_the_body(comfy, captured):
         "1": port("iteration"),
         "2": port("seen", ["1", 0]),
         "10": loop(iterations=5, accumulate="seen"),
-        "11": capture(["10", 4], "seen"),
+        "11": capture(loop_output("10", "accumulated_1"), "seen"),
     }
     comfy.run(prompt)
     assert captured["seen"] == [[0, 1, 2, 3, 4]]
@@ -218,7 +218,8 @@ def test_error_names_iteration_node_and_message_and_keeps_finished_iterations(co
     with pytest.raises(ExecutionError) as caught:
         comfy.run(prompt)
     message = str(caught.value)
-    assert "node 10 (DiscomfortLoop)" in message
+    # The error names the body node at fault, and says which loop and iteration it failed in.
+    assert caught.value.node_id == "3" and caught.value.class_type == "DiscomfortTestFailAt"
     assert "loop 10, iteration 5/10: node 3 (DiscomfortTestFailAt) failed: ValueError: planted failure at index 4" in (
         message
     )
@@ -236,14 +237,16 @@ def test_error_names_iteration_node_and_message_and_keeps_finished_iterations(co
     runner.close()
 
 
-def test_body_that_feeds_on_the_loops_own_output_is_refused(comfy):
-    from discomfort.errors import ExecutionError
+def test_body_that_feeds_on_the_loops_own_output_is_refused_before_it_runs(comfy):
+    from discomfort.errors import PromptValidationError
 
     prompt = invert_loop(2)
     prompt["7"] = node("ImageBlend", image1=["3", 0], image2=["10", 0], blend_factor=0.5, blend_mode="normal")
     prompt["4"]["inputs"]["value"] = ["7", 0]
-    with pytest.raises(ExecutionError, match="loop 10 is linked to its own body 'loop': node 7 takes its output"):
+    with pytest.raises(PromptValidationError, match="loop 10 is linked to its own body 'loop': node 7 takes its "
+                       "output") as refused:  # fmt: skip
         comfy.run(prompt)
+    assert list(refused.value.node_errors) == ["10"]
 
 
 def test_no_revalidation_and_no_growth_per_iteration(comfy, loaded, monkeypatch):
@@ -273,3 +276,28 @@ def test_no_revalidation_and_no_growth_per_iteration(comfy, loaded, monkeypatch)
     # A generous bound: this catches work proportional to the iteration index, not a few percent of noise.
     assert late < 3 * early + 0.002, f"median iteration took {early * 1e3:.2f} ms early and {late * 1e3:.2f} ms late"
     assert len(loaded.discomfort.executor.carry.runs) == 0, "a finished run was left registered"
+
+
+def test_nested_loops_compile_and_validate_each_body_once(comfy, captured, loaded, monkeypatch):
+    import execution
+
+    validated, compiled = [], []
+    real_validate, plan = execution.validate_prompt, loaded.discomfort.executor.plan
+    real_plan_loop = plan.plan_loop
+
+    async def counting_validate(*args, **kwargs):
+        validated.append(args[0])
+        return await real_validate(*args, **kwargs)
+
+    def counting_plan_loop(loop_node, loop_id):
+        compiled.append(loop_id)
+        return real_plan_loop(loop_node, loop_id)
+
+    monkeypatch.setattr(execution, "validate_prompt", counting_validate)
+    monkeypatch.setattr(plan, "plan_loop", counting_plan_loop)
+    prompt, result = nested([("once_a", 3), ("once_b", 3), ("once_c", 2)])
+    comfy.run({**prompt, "out": capture(result, "total")})
+    assert captured["total"] == [18]
+    # Without the caches: the middle loop once per outer iteration (3), the inner once per middle iteration (9).
+    assert sorted(compiled) == ["once_a_loop", "once_b_loop", "once_c_loop"], compiled
+    assert len(validated) == 1 + 3, validated  # the outer prompt, then each loop's body once

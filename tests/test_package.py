@@ -48,3 +48,36 @@ def test_every_node_id_starts_with_discomfort():
 
     assert all(name.startswith("Discomfort") for name in discomfort.NODE_CLASS_MAPPINGS)
     assert set(discomfort.NODE_DISPLAY_NAME_MAPPINGS) == set(discomfort.NODE_CLASS_MAPPINGS)
+
+
+def test_without_pybase64_the_nodes_load_and_envelopes_use_the_standard_library(tmp_path):
+    # ComfyUI-Manager may install the pack without its optional speed-up: every node must still load.
+    code = (
+        "import sys; sys.modules['pybase64'] = None\n"  # makes `import pybase64` fail, as if it were not installed
+        "import torch, discomfort\n"
+        "from discomfort.serialization import decode, dumps, encode, loads\n"
+        "assert len(discomfort.NODE_CLASS_MAPPINGS) == 12\n"
+        "value = {'samples': torch.arange(6.0).reshape(2, 3), 'raw': b'\\x00\\xff'}\n"
+        "back = decode(encode(value))\n"
+        "assert torch.equal(back['samples'], value['samples']) and back['raw'] == value['raw']\n"
+        "assert torch.equal(loads(dumps(torch.ones(2)))[...], torch.ones(2))\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "DISCOMFORT_KEY_FILE": str(tmp_path / "key")}
+    env.pop("COMFYUI_PATH", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_comfy_registry_and_comfyui_manager_find_what_they_read():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    # ComfyUI-Manager installs a node pack's requirements.txt; pip and the registry read pyproject: one list.
+    requirements = (REPO / "requirements.txt").read_text().split()
+    assert {line.split(">=")[0] for line in requirements} == {"cloudpickle", "pybase64"}
+    assert project["project"]["dynamic"] == ["dependencies"]
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    assert project["project"]["urls"]["Repository"].startswith("https://github.com/")
+    comfy = project["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["requires-comfyui"].startswith(">=0.3.75")

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from discomfort.errors import PortError, WorkflowError
-from discomfort.executor.plan import (
-    CARRY_IN,
-    CARRY_OUT,
-    PARKED,
-    TOKEN,
-    body_nodes,
-    fingerprint,
-    plan_loop,
-    prepare_prompt,
-)
+from discomfort.errors import WorkflowError
+from discomfort.executor.plan import CARRY_IN, CARRY_OUT, CHECK, PARKED, TOKEN, fingerprint, plan_loop, prepare_prompt
+from discomfort.ports import PortGraph
 
 
 def node(class_type: str, **inputs) -> dict:
@@ -45,7 +37,7 @@ def refine() -> dict:
 
 
 def test_body_is_downstream_of_entries_plus_exits_plus_ancestors():
-    assert body_nodes(refine(), "10", "loop") == {"1", "2", "3", "4", "5"}
+    assert PortGraph(refine()).loop_body("10").nodes == {"1", "2", "3", "4", "5"}
 
 
 def test_prepare_moves_the_body_into_the_loop_node():
@@ -77,7 +69,7 @@ def test_plan_rewrites_entries_and_exits_with_feeders():
     assert plan.entries == {"image": ("2",)} and plan.exits == {"image": "4"} and plan.carried == ("image",)
     assert plan.prompt["2"]["class_type"] == CARRY_IN and plan.prompt["2"]["inputs"]["initial"] == ["1", 0]
     assert plan.prompt["4"] == {"class_type": CARRY_OUT, "inputs": {TOKEN: "", "value": ["3", 0]},
-                                "_meta": {"title": "image (OUTPUT port)"}}  # fmt: skip
+                                "_meta": {"title": "image (exit port)"}}  # fmt: skip
     assert plan.uid_has_feeder("image")
     assert plan.prompt["3"] == refine()["3"]
 
@@ -132,24 +124,27 @@ def test_nested_loop_body_is_parked_inside_the_outer_body_in_turn():
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "change, at_fault, message",
     [
-        (lambda p: p["10"]["inputs"].update(body=" "), "loop 10: the body name is empty"),
-        (lambda p: p["10"]["inputs"].update(body="other"), "no DiscomfortPort is tagged 'other'"),
-        (lambda p: p["4"]["inputs"].update(unique_id=""), "DiscomfortPort node 4 has an empty unique_id"),
-        (lambda p: p.update({"7": port("image", ["3", 0])}), "OUTPUT ports 4, 7 share the unique_id 'image'"),
-        (lambda p: p["4"]["inputs"].update(unique_id="iteration"), "OUTPUT port 4 uses the reserved uid"),
-        (lambda p: p["3"]["inputs"].update(blur_radius=["10", 8]), "loop 10 is linked to its own body 'loop': node 3"),
-        (lambda p: p["10"]["inputs"].update(value_1=["3", 0]), "its own body 'loop': it takes node 3's output"),
+        (lambda p: p["10"]["inputs"].update(body=" "), "10", "loop 10: the body name is empty"),
+        (lambda p: p["10"]["inputs"].update(body="other"), "10", "no DiscomfortPort is tagged 'other'"),
+        (lambda p: p["4"]["inputs"].update(unique_id=""), "4 10", "DiscomfortPort node 4 has an empty unique_id"),
+        (lambda p: p.update({"7": port("image", ["3", 0])}), "4 7 10", "ports 4, 7 are all downstream-most ports"),
+        (lambda p: p["4"]["inputs"].update(unique_id="iteration"), "4 10", "port 4 gives the reserved uid 'iteration'"),
+        (lambda p: p["3"]["inputs"].update(blur_radius=["10", 8]), "10", "loop 10 is linked to its own body 'loop'"),
+        (lambda p: p["10"]["inputs"].update(value_1=["3", 0]), "10", "its own body 'loop': it takes node 3's output"),
+        (lambda p: p["10"]["inputs"].update(stop_when="done"), "10", "stop_when names 'done', but no exit port"),
+        (lambda p: p["10"]["inputs"].update(uids="image, nope"), "10", "uids names 'nope', but no entry or exit"),
     ],
 )
-def test_bad_loops_are_reported_when_the_loop_runs(change, message):
+def test_bad_loops_fail_validation_on_the_node_at_fault(change, at_fault, message):
     prompt = refine()
     change(prompt)
     prepared = prepare_prompt(prompt)
-    assert message in prepared["10"][PARKED]["error"]
-    with pytest.raises((WorkflowError, PortError), match=message):
-        plan_loop(prepared["10"], "10")
+    checks = {node_id: node["inputs"]["problem"] for node_id, node in prepared.items() if node["class_type"] == CHECK}
+    assert sorted(checks) == sorted(at_fault.split()) and all(message in problem for problem in checks.values())
+    if "tagged" not in message and "name is empty" not in message:  # else nothing says what the body was
+        assert not {"3", "5"} & set(prepared)  # what the loop would have run does not run on its own
 
 
 def test_loops_inside_each_others_bodies_are_refused():
@@ -159,8 +154,8 @@ def test_loops_inside_each_others_bodies_are_refused():
         "5": port("b", ["20", 0], tags="y"), "4": loop("x", value_1=["5", 0]), "6": port("b", ["5", 0], tags="y"),
     }  # fmt: skip
     prepared = prepare_prompt(prompt)
-    assert prepared["4"][PARKED]["error"] == "loops 2 and 4 are each inside the other's body"
-    assert prepared["2"][PARKED]["error"] == "loops 4 and 2 are each inside the other's body"
+    assert prepared["4"]["inputs"]["problem"] == "loops 2 and 4 are each inside the other's body"
+    assert prepared["2"]["inputs"]["problem"] == "loops 4 and 2 are each inside the other's body"
 
 
 def test_unprepared_loop_node_is_refused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from discomfort.errors import PortError, WorkflowError
-from discomfort.ports import Port, PortMode, find_ports, parse_tags, validate_ports
+from discomfort.ports import Port, PortMode, Role, find_ports, parse_tags, validate_ports
 from discomfort.workflow.graph import detect_format, is_link
 
 INPUT, OUTPUT, PASSTHRU, UNCONNECTED = PortMode.INPUT, PortMode.OUTPUT, PortMode.PASSTHRU, PortMode.UNCONNECTED
@@ -82,7 +82,7 @@ def test_api_ports_keep_tags_and_titles():
     graph = {"1": port("image", tags=" loop, refine ,loop,"), "2": node("ImageInvert", image=["1", 0])}
     graph["1"]["_meta"] = {"title": "Port in"}
     (found,) = find_ports(graph)
-    assert found == Port("1", "image", ("loop", "refine"), INPUT, "*", "Port in")
+    assert found == Port("1", "image", ("loop", "refine"), INPUT, "*", "Port in", Role.ENTRY)
 
 
 # --- UI workflows -------------------------------------------------------------------------------------------------
@@ -181,7 +181,8 @@ def test_empty_uid_and_shared_output_uid_are_reported_together_with_node_ids():
         validate_ports(find_ports(graph))
     assert caught.value.problems == [
         "DiscomfortPort node 4 has an empty unique_id",
-        "OUTPUT ports 2, 3 share the unique_id 'result'; each OUTPUT uid must be unique",
+        "ports 2, 3 are all downstream-most ports of uid 'result', so each would be its exit; a uid leaves a body "
+        "through one port: link one into the other, or rename one",
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import psutil
 import pytest
@@ -122,3 +123,55 @@ def test_accumulating_frames_on_disk_keeps_memory_bounded(key):
     record = frames.store.record("frames/299")
     assert record["meta"]["shape"] == [1, 256, 256, 3]
     frames.store.close()
+
+
+def test_a_record_cannot_name_the_files_it_is_read_from(tmp_path, key):
+    """A store's files can be replaced by others (a checkpoint under output/): names come from the key only."""
+    import json
+
+    secret = tmp_path / "secret.safetensors"
+    store = DiskStore(tmp_path / "run", key=key)
+    store.put("latent", {"samples": torch.ones(2), "opaque": len})
+    (record_file,) = (tmp_path / "run").glob("latent-*.json")
+    record = json.loads(record_file.read_text())
+    secret.write_bytes((tmp_path / "run" / record["tensors"]).read_bytes())
+    record.update(tensors="../secret.safetensors", pickles={"../../p0": "../../elsewhere.pkl"})
+    record_file.write_text(json.dumps(record))
+    from discomfort.errors import SerializationError
+
+    with pytest.raises(SerializationError, match=r"names a pickle '../../p0', which the codec never writes"):
+        store.get("latent")
+    record["pickles"] = {"p0": "../../elsewhere.pkl"}
+    record_file.write_text(json.dumps(record))
+    secret.unlink()  # were the record's name used, this read would fail
+    back = store.get("latent")
+    assert torch.equal(back["samples"], torch.ones(2)) and back["opaque"] is len
+
+
+def test_failed_runs_are_kept_within_a_budget_the_oldest_removed_first(tmp_path):
+    from discomfort.serialization.stores import prune
+
+    for stamp, size in (("20260101-000000", 400), ("20260102-000000", 300), ("20260103-000000", 200)):
+        (tmp_path / f"{stamp}-run").mkdir()
+        (tmp_path / f"{stamp}-run" / "x.safetensors").write_bytes(b"x" * size)
+    newest = tmp_path / "20260103-000000-run"
+    assert prune(tmp_path, 600, keep=newest) == [tmp_path / "20260101-000000-run"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["20260102-000000-run", "20260103-000000-run"]
+    assert prune(tmp_path, 100, keep=newest) == [tmp_path / "20260102-000000-run"]
+    assert [path.name for path in tmp_path.iterdir()] == ["20260103-000000-run"]  # the newest always stays
+
+
+@pytest.mark.comfy
+def test_inside_comfyui_a_run_writes_under_its_temp_folder_and_a_failed_one_is_kept_in_user(comfy, key):
+    import folder_paths
+
+    store = DiskStore(key=key)
+    assert store.directory.parent == Path(folder_paths.get_temp_directory()) / "discomfort"
+    store.put("x", torch.ones(2))
+    kept = store.close(success=False)
+    assert (
+        kept == store.directory and kept.parent == Path(folder_paths.get_user_directory()) / "discomfort" / "unfinished"
+    )
+    assert torch.equal(DiskStore(kept, key=key).get("x"), torch.ones(2))
+    empty = DiskStore(key=key)
+    assert empty.close(success=False) is None and not empty.directory.exists()  # nothing to keep

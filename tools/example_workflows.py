@@ -1,5 +1,7 @@
 """Writes example_workflows/*.json: UI-format workflows (as ComfyUI's frontend saves them) for the jobs people loop
-for. Widget order comes from the running ComfyUI's node definitions, so the files convert and validate.
+for, and beside each a thumbnail (NAME.jpg, what ComfyUI's template browser shows) made from what the workflow
+itself produces when run. Widget order comes from the running ComfyUI's node definitions, so the files convert and
+validate.
 
     python3 tools/dev.py python tools/example_workflows.py
 """
@@ -7,9 +9,11 @@ for. Widget order comes from the running ComfyUI's node definitions, so the file
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from discomfort.executor.embedded import boot
+from discomfort.executor.loop_node import output_slot
 from discomfort.executor.node_defs import LiveNodeDefs
 
 OUT = Path(__file__).resolve().parent.parent / "example_workflows"
@@ -54,6 +58,17 @@ class Canvas:
         self.nodes.append(node)
         return node_id
 
+    def _port_type(self, by_id, port_id):
+        fed = [link[5] for link in self.links if link[3] == port_id]
+        if fed and fed[0] != "*":
+            return fed[0]
+        for link in self.links:
+            if link[1] == port_id:
+                socket = by_id[link[3]]["inputs"][link[4]]
+                if socket["type"] not in ("*", "COMBO"):
+                    return socket["type"]
+        return "*"
+
     def _kind(self, node_id):
         return next(n["type"] for n in self.nodes if n["id"] == node_id)
 
@@ -61,8 +76,12 @@ class Canvas:
         by_id = {n["id"]: n for n in self.nodes}
         for link_id, origin, slot, _target, _target_slot, _kind in self.links:
             by_id[origin]["outputs"][slot]["links"].append(link_id)
-            if by_id[origin]["type"] == "DiscomfortPort":
-                by_id[origin]["outputs"][slot]["type"] = "*"
+        # A port passes on what feeds it (else what its consumers take): its links carry that type, as the
+        # frontend draws them (an IMAGE link blue, not grey).
+        for link in self.links:
+            if by_id[link[1]]["type"] == "DiscomfortPort":
+                link[5] = self._port_type(by_id, link[1])
+                by_id[link[1]]["outputs"][0]["type"] = link[5]
         nodes = list(self.nodes)
         if note:
             nodes.append({"id": max(by_id) + 1, "type": "MarkdownNote", "pos": [0, -220], "size": [560, 180],
@@ -108,8 +127,11 @@ def folder(defs):
         10, "DiscomfortFolderLoop", (0, 350), {"folder": "discomfort_examples/folder", "body": "loop"}, size=(360, 240)
     )
     return c.workflow(
-        "**A folder, one image at a time.** Put images in `input/discomfort_examples/folder`. Each is "
-        "inverted and saved under its own name in `output/folder_example`, one in memory at a time."
+        "**A folder, one image at a time.** Each image in the folder is inverted and saved under its own name in "
+        "`output/folder_example`, one in memory at a time.\n\n**To fill the folder:** make the folder "
+        "`discomfort_examples/folder` inside ComfyUI's `input` folder and copy your images into it (PNG, JPEG, "
+        "WebP, BMP, TIFF or GIF), or point `folder` at any folder inside `input` or `output`; images uploaded "
+        "with a Load Image node land in `input` itself, so `folder` set to `.` loops over those."
     )
 
 
@@ -127,7 +149,8 @@ def video(defs):
     port(c, 9, "tail", (1560, 150), (8, 0), title="tail (next context)")
     c.add(10, "DiscomfortLoop", (340, 400), {"body": "loop", "iterations": 5, "uids": "tail", "accumulate": "chunk",
                                              "storage": "disk"}, size=(340, 260))  # fmt: skip
-    c.add(11, "DiscomfortJoinChunks", (760, 400), {"chunk_length": 16, "overlap": 4}, {"chunks": (10, 4)})
+    chunks = (10, output_slot("accumulated_1"))
+    c.add(11, "DiscomfortJoinChunks", (760, 400), {"chunk_length": 16, "overlap": 4}, {"chunks": chunks})
     c.add(12, "CreateVideo", (1100, 400), {"fps": 8.0}, {"images": (11, 0)})
     c.add(13, "SaveVideo", (1400, 400), {"filename_prefix": "video/chunks", "format": "mp4", "codec": "h264"},
           {"video": (12, 0)})  # fmt: skip
@@ -159,15 +182,73 @@ def pipeline_refine(defs):
     )
 
 
+EXAMPLES = (("refine_until_settled", refine), ("folder_one_at_a_time", folder), ("video_in_chunks", video),
+            ("pipeline_1_start", pipeline_start), ("pipeline_2_refine", pipeline_refine))  # fmt: skip
+
+
+def thumbnails(comfy, defs, workflows):
+    """Each example run on the embedded ComfyUI, its result drawn into NAME.jpg."""
+    import folder_paths
+    import numpy as np
+    from PIL import Image
+
+    from discomfort.ports.stitch import stitch_ui
+    from discomfort.workflow.convert import ui_to_api
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        comfy.set_output_directory(scratch / "output")
+        folder = Path(folder_paths.get_input_directory()) / "discomfort_examples" / "folder"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, color in enumerate(((230, 90, 60), (60, 160, 220), (240, 200, 70))):
+            Image.new("RGB", (96, 96), color).save(folder / f"sample_{index + 1}.png")
+        for name in ("refine_until_settled", "folder_one_at_a_time", "video_in_chunks"):
+            comfy.run(ui_to_api(workflows[name], defs))
+        stitched = comfy.run(
+            ui_to_api(stitch_ui([workflows["pipeline_1_start"], workflows["pipeline_2_refine"]]), defs)
+        )
+        output = scratch / "output"
+        pictures = {
+            "refine_until_settled": [*sorted((output / "refine").glob("step_*.png"))[:3],
+                                     *sorted((output / "refine").glob("final_*.png"))],
+            "folder_one_at_a_time": sorted((output / "folder_example").glob("*.png")),
+            "video_in_chunks": [_video_frames(next((output / "video").glob("chunks_*.mp4")), 4)],
+        }  # fmt: skip
+        pictures["pipeline_1_start"] = pictures["pipeline_2_refine"] = [
+            output / image.get("subfolder", "") / image["filename"] for image in stitched.images()
+        ][:4]
+        for name, paths in pictures.items():
+            frames = [np.asarray(path.convert("RGB") if isinstance(path, Image.Image) else Image.open(path).convert(
+                "RGB").resize((160, 160), Image.NEAREST)) for path in paths]  # fmt: skip
+            strip = Image.fromarray(np.concatenate(frames, axis=1))
+            strip.thumbnail((512, 512))
+            strip.save(OUT / f"{name}.jpg", quality=88)
+            print(OUT / f"{name}.jpg")
+
+
+def _video_frames(path, count):
+    import av
+    from PIL import Image
+
+    with av.open(str(path)) as container:
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+    chosen = [frames[i * (len(frames) - 1) // (count - 1)] for i in range(count)]
+    strip = Image.new("RGB", (160 * count, 160))
+    for index, frame in enumerate(chosen):
+        strip.paste(frame.resize((160, 160), Image.NEAREST), (160 * index, 0))
+    return strip
+
+
 def main():
-    boot()
+    comfy = boot()
     defs = LiveNodeDefs()
     OUT.mkdir(exist_ok=True)
-    for name, build in (("refine_until_settled", refine), ("folder_one_at_a_time", folder),
-                        ("video_in_chunks", video), ("pipeline_1_start", pipeline_start),
-                        ("pipeline_2_refine", pipeline_refine)):  # fmt: skip
-        (OUT / f"{name}.json").write_text(json.dumps(build(defs), indent=1) + "\n")
+    workflows = {}
+    for name, build in EXAMPLES:
+        workflows[name] = build(defs)
+        (OUT / f"{name}.json").write_text(json.dumps(workflows[name], indent=1) + "\n")
         print(OUT / f"{name}.json")
+    thumbnails(comfy, defs, workflows)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,29 @@ class DiscomfortTestStall:
         return (value,)
 
 
+class LiveObject:
+    """Stands for a MODEL, a CLIP, a VAE: an object held in memory, new in every process."""
+
+
+class DiscomfortTestObject:
+    """Makes a new LiveObject at every run, as a loader does after a restart."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = ("DISCOMFORT_TEST_OBJECT",)
+    FUNCTION = "make"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def make(self):
+        return (LiveObject(),)
+
+
 CAPTURED: dict[str, list] = {}
 
 
@@ -156,5 +179,5 @@ class DiscomfortTestCapture:
 NODE_CLASS_MAPPINGS = {
     cls.__name__: cls
     for cls in (DiscomfortTestCount, DiscomfortTestLoader, DiscomfortTestAdd, DiscomfortTestAtLeast,
-                DiscomfortTestFailAt, DiscomfortTestStall, DiscomfortTestCapture)
+                DiscomfortTestFailAt, DiscomfortTestStall, DiscomfortTestCapture, DiscomfortTestObject)
 }  # fmt: skip
