@@ -239,13 +239,14 @@ def test_a_finished_loop_says_where_it_settled_and_how_fast(ui, tmp_path):
     ui.screenshot(tmp_path / "settled.png")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: `executed` for a body's own output nodes is not on main yet")
 def test_after_a_run_the_bodys_save_image_shows_its_images(ui):
     ui.load(example("refine_until_settled"))
     assert run(ui) == "execution_success"
     ui.settle()
+    # Every iteration's image, each added as its iteration ran.
     shown = ui.js("return (app.nodeOutputs?.['9']?.images ?? []).length")
-    assert shown >= 2
+    settled = int(counter_text(ui, 10).removeprefix("✓ settled after ").split("/")[0])
+    assert shown == settled >= 2
 
 
 def stalling_loop(iterations: int, fail_at: int = -1) -> dict:

@@ -18,20 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 UI_FILES = sorted((REPO / "example_workflows").glob("*.json")) + sorted((REPO / "tests" / "workflows").glob("*.json"))
 
 
-def _backend_knows_roles() -> bool:
-    from discomfort.ports.discovery import Port
-
-    return "role" in getattr(Port, "__dataclass_fields__", {}) or hasattr(Port, "role")
-
-
-# Until issue 13 lands, the backend makes every INPUT or PASSTHRU port an entry; these graphs are where that differs
-# from the rule the frontend draws (upstream-most entries, downstream-most exits). The mark goes once it lands.
-PENDING_ISSUE_13 = pytest.mark.xfail(
-    not _backend_knows_roles(), strict=True, reason="issue 13: the backend's port roles (upstream-most entry, "
-    "downstream-most exit) are not on main yet",
-)  # fmt: skip
-
-
 def previewed_exit() -> dict:
     """The refinement loop with a PreviewImage on its exit: the exit is PASSTHRU and still the exit."""
     return {
@@ -88,8 +74,8 @@ def loop_in_its_own_body() -> dict:
 
 
 API_GRAPHS = {
-    "previewed exit": pytest.param(previewed_exit(), marks=PENDING_ISSUE_13),
-    "chain of three": pytest.param(chain_of_three(), marks=PENDING_ISSUE_13),
+    "previewed exit": previewed_exit(),
+    "chain of three": chain_of_three(),
     "two exits": two_exits(),
     "iteration index": iteration_index(),
     "loop in its own body": loop_in_its_own_body(),
