@@ -118,6 +118,34 @@ class DiscomfortLoop:
             raise
         record.close()
 
+    @contextlib.contextmanager
+    def fan_out(self, plan: Any, settings: Any, unique_id: str, prompt: dict, hidden: dict[str, Any],
+                items: list[dict[str, Any]], workers: int) -> Iterator[Any]:  # fmt: skip
+        """Run `items` (independent iterations) on `workers` Ray workers kept by this node, so their models stay
+        loaded between prompts; yield the record, filled in item order. The Ray cluster is $RAY_ADDRESS, set by
+        whoever runs the server (a workflow does not choose where it runs), else a local one."""
+        from .engine import LoopRecord
+        from .ray_workers import WorkerPool
+
+        pool = getattr(self, "_worker_pool", None)
+        if pool is None or not pool.matches(workers, None):
+            if pool is not None:
+                pool.close()
+            pool = self._worker_pool = WorkerPool(workers)
+        server = _real_server()
+        client_id = getattr(server, "client_id", None)
+        progress = _Progress(unique_id, len(items), server, client_id)
+        source = {"loop_node": _prepared_node(prompt, unique_id), "loop_id": unique_id}
+        record = LoopRecord()
+        try:
+            pool.run(plan, source, items, settings, extra_data=hidden, record=record,
+                     progress=lambda done, total, _values: progress(done, total))  # fmt: skip
+            yield record
+        except BaseException:
+            record.close(success=False)
+            raise
+        record.close()
+
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
         Takes the widgets naming the body out of `widgets`, which then holds the value_k inputs only."""

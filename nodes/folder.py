@@ -205,12 +205,17 @@ class DiscomfortFolderLoop(DiscomfortLoop):
                                         "tooltip": "Skip the files before this one (to resume)."}),
                 "on_error": (["stop", "skip"], {"default": "stop"}),
             },
+            "optional": {
+                "workers": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: one file after the "
+                            "other, in this process. N: fanned out over N Ray workers, each an embedded ComfyUI "
+                            "(pip install 'discomfort[ray]'; the cluster is $RAY_ADDRESS, else a local Ray)."}),
+            },
             "hidden": DiscomfortLoop.INPUT_TYPES()["hidden"],
         }  # fmt: skip
 
     def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
-            prompt: dict, unique_id: str, extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None,
-            api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
+            prompt: dict, unique_id: str, workers: int = 0, extra_pnginfo: Any = None,
+            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
 
         path = resolve_folder(folder)
@@ -219,14 +224,21 @@ class DiscomfortFolderLoop(DiscomfortLoop):
             raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
         todo = files[start_index:]
         plan = self.plan(prompt, unique_id, {"body": body})
-        loaded = _LastLoaded(todo)
-        makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
-                  "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
-        per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
         settings = LoopSettings(len(todo), on_error=on_error)
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
-        with self.execute(plan, settings, unique_id, hidden, per_iteration=per_iteration) as record:
+        if workers:
+            from ..executor import fanout
+
+            items = fanout.check_items(plan, fanout.folder_items(todo, start_index), {})
+            running = self.fan_out(plan, settings, unique_id, prompt, hidden, items, int(workers))
+        else:
+            loaded = _LastLoaded(todo)
+            makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
+                      "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
+            per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
+            running = self.execute(plan, settings, unique_id, hidden, per_iteration=per_iteration)
+        with running as record:
             skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
         processed = record.iterations - len(skipped)
         status = {"processed": processed, "skipped": skipped, "total": len(files),
