@@ -56,7 +56,7 @@ class Runtime:
         self._comfyui = comfyui
         self._comfy: Any = None
         self._runner: Any = None
-        self._pool: Any = None  # the Ray workers of map(), kept so their models stay loaded between calls
+        self._holds_workers = False  # map()'s Ray workers, kept until close() so their models stay loaded
 
     def __enter__(self) -> Runtime:
         self.start()
@@ -76,9 +76,11 @@ class Runtime:
 
     def close(self) -> None:
         """Free the private executor, and stop map()'s workers (and the local Ray started for them)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        if self._holds_workers:
+            from .executor.ray_workers import WorkerPool
+
+            WorkerPool.release()
+            self._holds_workers = False
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -221,16 +223,6 @@ class Runtime:
                          list(record.ui.get("images", [])), record.stopped_early,
                          list(record.skipped))  # fmt: skip
 
-    def _worker_pool(self, workers: int, address: str | None) -> Any:
-        from .executor.ray_workers import WorkerPool
-
-        if self._pool is not None and not self._pool.matches(workers, address):
-            self._pool.close()
-            self._pool = None
-        if self._pool is None:
-            self._pool = WorkerPool(workers, address)
-        return self._pool
-
     def run_sequential(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None,
                        **options: Any) -> RunResult:  # fmt: skip
         """Run several workflows one after the other as one stitched pipeline (once, unless `iterations` says)."""
@@ -244,6 +236,13 @@ class Runtime:
             self._runner = NestedRunner("workflow")
             self._runner.bind(self._comfy.server, None)
         return self._runner
+
+    def _worker_pool(self, workers: int, address: str | None) -> Any:
+        from .executor.ray_workers import WorkerPool
+
+        pool = WorkerPool.acquire(workers, address, hold=not self._holds_workers)
+        self._holds_workers = True
+        return pool
 
 
 def _as_list(workflows: Workflow | Sequence[Workflow]) -> list[Workflow]:

@@ -272,10 +272,11 @@ class Ledger:
 
 
 class StoredValues(Sequence):
-    """One uid's accumulated values in item order, read from the ledger one at a time."""
+    """One uid's accumulated values in item order, read from the ledger one at a time. `indices` is the run's own
+    list of accumulated items, which grows as they are handed on."""
 
-    def __init__(self, ledger: Ledger, uid: str, indices: Sequence[int]):
-        self.ledger, self.uid, self.indices = ledger, uid, list(indices)
+    def __init__(self, ledger: Ledger, uid: str, indices: list[int]):
+        self.ledger, self.uid, self.indices = ledger, uid, indices
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -121,17 +121,13 @@ class DiscomfortLoop:
     @contextlib.contextmanager
     def fan_out(self, plan: Any, settings: Any, unique_id: str, prompt: dict, hidden: dict[str, Any],
                 items: list[dict[str, Any]], workers: int) -> Iterator[Any]:  # fmt: skip
-        """Run `items` (independent iterations) on `workers` Ray workers kept by this node, so their models stay
-        loaded between prompts; yield the record, filled in item order. The Ray cluster is $RAY_ADDRESS, set by
+        """Run `items` (independent iterations) on `workers` Ray workers, kept for the next prompt so their models
+        stay loaded; yield the record, filled in item order. The Ray cluster is $RAY_ADDRESS, set by
         whoever runs the server (a workflow does not choose where it runs), else a local one."""
         from .engine import LoopRecord
         from .ray_workers import WorkerPool
 
-        pool = getattr(self, "_worker_pool", None)
-        if pool is None or not pool.matches(workers, None):
-            if pool is not None:
-                pool.close()
-            pool = self._worker_pool = WorkerPool(workers)
+        pool = WorkerPool.acquire(workers, hold=False)  # kept for the server's life, for the next prompt
         server = _real_server()
         client_id = getattr(server, "client_id", None)
         progress = _Progress(unique_id, len(items), server, client_id)

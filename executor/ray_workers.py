@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,65 +66,88 @@ def comfy_setup() -> dict[str, Any]:
     }  # fmt: skip
 
 
-class _Connection:
-    """This process's one connection to Ray (Ray allows one per process), shared by every pool, counted: the last
-    pool to close ends it, stopping the local Ray it started. A connection made by someone else is left alone."""
+def _connect(address: str | None) -> tuple[Any, bool]:
+    """Ray, connected: to `address`, $RAY_ADDRESS, the cluster this process is connected to already, or a local
+    Ray started here. Says whether the connection is ours to end."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray, False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # A Ray of our own listens on loopback only: this machine's ComfyUI is not a cluster's head.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    return ray, True
 
-    users = 0
-    ours = False
 
-    @classmethod
-    def acquire(cls, address: str | None) -> Any:
-        ray = require_ray()
-        if not ray.is_initialized():
-            cls.ours = True
-            address = address or os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                # A Ray of our own listens on loopback only: this machine's ComfyUI is not a cluster's head.
-                ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-        cls.users += 1
-        return ray
-
-    @classmethod
-    def release(cls) -> None:
-        cls.users -= 1
-        if cls.users == 0 and cls.ours:
-            import ray
-
-            ray.shutdown()
-            cls.ours = False
+def _shared() -> types.ModuleType:
+    # Discomfort can be in one process twice (loaded by ComfyUI from custom_nodes, and imported as `discomfort`):
+    # both copies share one pool, as they share one registry of running loops (carry._process_registry).
+    holder = sys.modules.setdefault("_discomfort_ray_pool", types.ModuleType("_discomfort_ray_pool"))
+    if not hasattr(holder, "pool"):
+        holder.pool, holder.users = None, 0
+    return holder
 
 
 class WorkerPool:
-    """`workers` Ray actors, each an embedded ComfyUI booted like this process's, on the cluster at `address`, on
-    the one this process is connected to already, or on a local Ray started for the pool and stopped by close().
+    """`workers` Ray actors, each an embedded ComfyUI booted like this process's.
 
-    Keep a pool for as long as its workers are wanted: their models stay loaded between runs.
+    One pool per process, shared by its fronts (the Python API, the loop nodes): workers cost a ComfyUI boot and
+    their loaded models, and Ray allows one connection per process. `acquire` gives the pool, made or remade to
+    the asked size; `release` ends the last user's hold, stopping the workers and a local Ray started for them.
     """
+
+    @classmethod
+    def acquire(cls, workers: int, address: str | None = None, *, hold: bool = True) -> WorkerPool:
+        """The process's pool of `workers` workers on `address`. `hold`: count a user that will release() it."""
+        shared = _shared()
+        if shared.pool is not None and not shared.pool.matches(workers, address):
+            shared.pool.close()
+        if shared.pool is None:
+            shared.pool = cls(workers, address)
+        shared.users += hold
+        return shared.pool
+
+    @classmethod
+    def release(cls) -> None:
+        shared = _shared()
+        shared.users = max(0, shared.users - 1)
+        if shared.users == 0 and shared.pool is not None:
+            shared.pool.close()
 
     def __init__(self, workers: int, address: str | None = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise SettingsError(f"workers must be a whole number of at least 1, got {workers!r}")
         self.workers, self.address = workers, address
         self.setup = comfy_setup()
-        self._ray = _Connection.acquire(address)
-        try:
-            gpus = 1 if self._ray.cluster_resources().get("GPU", 0) >= 1 else 0  # one ComfyUI per GPU
-            actor = self._ray.remote(_actor_class())
-            options = dict(num_cpus=1, num_gpus=gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
-                           max_concurrency=2, scheduling_strategy="SPREAD")  # fmt: skip
-            self.actors = [actor.options(**options).remote(str(PACKAGE_ROOT), self.setup) for _ in range(workers)]
-        except BaseException:
-            _Connection.release()
-            raise
+        self._ray, self._owns_ray = _connect(address)
+        gpus = 1 if self._ray.cluster_resources().get("GPU", 0) >= 1 else 0  # one ComfyUI per GPU
+        actor = self._ray.remote(_actor_class())
+        options = dict(num_cpus=1, num_gpus=gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
+                       max_concurrency=2, scheduling_strategy="SPREAD")  # fmt: skip
+        self.actors: list[Any] | None = [actor.options(**options).remote(str(PACKAGE_ROOT), self.setup)
+                                         for _ in range(workers)]  # fmt: skip
+        self.where: dict[int, dict[str, Any]] = {}  # worker number -> its process and Ray node, once it is up
         self.lost = 0  # items whose worker died under them, over the pool's life
+        self._run: _Run | None = None
 
     def matches(self, workers: int, address: str | None) -> bool:
-        return (workers, address) == (self.workers, self.address) and comfy_setup()["custom_nodes"] == \
-            self.setup["custom_nodes"]  # fmt: skip
+        same_nodes = comfy_setup()["custom_nodes"] == self.setup["custom_nodes"]
+        return self.actors is not None and (workers, address) == (self.workers, self.address) and same_nodes
+
+    def wait(self, timeout: float = BOOT_TIMEOUT) -> dict[int, dict[str, Any]]:
+        """Wait until every worker has booted; return where each runs (its process id and Ray node)."""
+        assert self.actors is not None, "the pool is closed"
+        found = self._ray.get([actor.ready.remote() for actor in self.actors], timeout=timeout)
+        self.where.update(enumerate(found))
+        return dict(self.where)
+
+    def running(self) -> dict[int, Any]:
+        """What each busy worker runs now: item index -> worker (actor handle)."""
+        run = self._run
+        return {index: worker for worker, index in list(run.busy.values())} if run is not None else {}
 
     def close(self) -> None:
         if self.actors is None:
@@ -130,7 +155,11 @@ class WorkerPool:
         for actor in self.actors:
             self._ray.kill(actor, no_restart=True)
         self.actors = None
-        _Connection.release()
+        shared = _shared()
+        if shared.pool is self:
+            shared.pool, shared.users = None, 0
+        if self._owns_ray:
+            self._ray.shutdown()
 
     def run(self, plan: LoopPlan, source: Mapping[str, Any], items: Sequence[Mapping[str, Any]], settings: Any, *,
             initial: Mapping[str, Any] | None = None, extra_data: Mapping[str, Any] | None = None,
@@ -183,15 +212,17 @@ class _Run:
         self.job = [self.ray.put(job)]  # in a list, so a worker fetches it once per run, not once per item
         self.failure: LoopError | None = None
         self.interrupt: BaseException | None = None
+        self.busy: dict[Any, tuple[Any, int]] = {}  # result ref -> (worker, item)
         for index, entry in sorted(finished.items()):
             self._release(index, {**entry, "from_ledger": True})
 
     def go(self) -> Any:
         ray, started = self.ray, time.monotonic()
         idle: deque = deque()
-        busy: dict[Any, tuple[Any, int]] = {}  # result ref -> (worker, item)
+        busy = self.busy
         waking: dict[Any, Any] = {worker.ready.remote(): worker for worker in self.pool.actors}  # ping -> worker
         last_death: BaseException | None = None
+        self.pool._run = self
         try:
             while True:
                 while idle and self.schedule and self.failure is None and self.interrupt is None:
@@ -210,7 +241,7 @@ class _Run:
                     if ref in waking:
                         worker = waking.pop(ref)
                         try:
-                            ray.get(ref)
+                            self.pool.where[self.pool.actors.index(worker)] = ray.get(ref)
                         except ray.exceptions.RayActorError as error:  # it cannot boot, or its restarts are used up
                             last_death = error
                             log.warning("a worker is gone for good: %s", _first_line(error))
@@ -230,6 +261,7 @@ class _Run:
                     self._done(index, result)
                     idle.append(worker)
         finally:
+            self.pool._run = None
             if self.ledger is not None:
                 self.ledger.close()
         if self.interrupt is not None:
