@@ -152,8 +152,9 @@ class WorkerPool:
     def close(self) -> None:
         if self.actors is None:
             return
-        for actor in self.actors:
-            self._ray.kill(actor, no_restart=True)
+        if self._ray.is_initialized():  # else Ray ended already, and its actors with it
+            for actor in self.actors:
+                self._ray.kill(actor, no_restart=True)
         self.actors = None
         shared = _shared()
         if shared.pool is self:
