@@ -148,7 +148,7 @@ class Runtime:
                 item's index.
             inputs: values by uid that every item takes.
             workers: how many workers; 0 runs the items in this process, one after the other, on the same engine.
-            address: the Ray cluster to join (e.g. "ray://head:10001", or $RAY_ADDRESS); without one, the cluster
+            address: the Ray cluster to join (e.g. "head-node:6379", or $RAY_ADDRESS); without one, the cluster
                 this process is connected to, else a local Ray started for the workers and stopped by close().
                 Several machines need ComfyUI, the custom nodes and the models at the same paths, and the output
                 folder on a shared disk.

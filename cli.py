@@ -34,7 +34,7 @@ EPILOG = """\
 examples:
   discomfort run refine.json --iterations 8 --input image=photo.png -o out/
   discomfort run load.json blur.json -n 5 --accumulate image      (two files stitched by port uid)
-  discomfort run upscale.json --folder photos/ --workers 4 --ray ray://head:10001
+  discomfort run upscale.json --folder photos/ --workers 4 --ray head-node:6379
   discomfort ports refine.json
   discomfort stitch load.json blur.json -o pipeline.json
   discomfort convert workflow.json -o workflow_api.json
