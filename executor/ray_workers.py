@@ -124,9 +124,10 @@ class WorkerPool:
         self.setup = comfy_setup()
         self._ray, self._owns_ray = _connect(address)
         gpus = 1 if self._ray.cluster_resources().get("GPU", 0) >= 1 else 0  # one ComfyUI per GPU
-        actor = self._ray.remote(_actor_class())
+        # Items run one at a time on a worker; `ready` and `interrupt` answer beside them, in a group of their own.
+        actor = self._ray.remote(concurrency_groups={"control": 1})(_actor_class(self._ray))
         options = dict(num_cpus=1, num_gpus=gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
-                       max_concurrency=2, scheduling_strategy="SPREAD")  # fmt: skip
+                       scheduling_strategy="SPREAD")  # fmt: skip
         self.actors: list[Any] | None = [actor.options(**options).remote(str(PACKAGE_ROOT), self.setup)
                                          for _ in range(workers)]  # fmt: skip
         self.where: dict[int, dict[str, Any]] = {}  # worker number -> its process and Ray node, once it is up
@@ -233,7 +234,7 @@ class _Run:
                     break
                 if not busy and not waking:
                     raise DiscomfortError(f"every worker died; the last said: {_first_line(last_death)}")
-                if time.monotonic() - started > BOOT_TIMEOUT and not busy and not idle:
+                if not self.pool.where and time.monotonic() - started > BOOT_TIMEOUT:
                     raise DiscomfortError(f"no worker started in {BOOT_TIMEOUT:.0f} s (the cluster has "
                                           f"{ray.cluster_resources()}; each worker asks for 1 CPU)")  # fmt: skip
                 ready, _ = ray.wait([*busy, *waking], num_returns=1, timeout=POLL)
@@ -451,7 +452,7 @@ def _follow_folders(folders: Mapping[str, str], model_paths: Mapping[str, list[s
         folder_paths.folder_names_and_paths[name] = (list(paths), extensions)
 
 
-def _actor_class() -> type:
+def _actor_class(ray: Any) -> type:
     """The actor, built here so that Ray ships it by value: it names nothing of this package's modules, and imports
     the worker's own copy of Discomfort as `discomfort` (from this folder when the worker sees it, as on one
     machine or a shared disk; else an installed `discomfort`)."""
@@ -473,12 +474,14 @@ def _actor_class() -> type:
                 spec.loader.exec_module(module)
             self.runner = importlib.import_module("discomfort.executor.ray_workers").ItemRunner(setup)
 
+        @ray.method(concurrency_group="control")
         def ready(self) -> dict:
             return self.runner.ready()
 
         def run(self, job_box: list, item: dict, index: int) -> dict:
             return self.runner.run(job_box, item, index)
 
+        @ray.method(concurrency_group="control")
         def interrupt(self) -> None:
             self.runner.interrupt()
 

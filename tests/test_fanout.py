@@ -231,6 +231,30 @@ class TestLocalRay:
         assert [image["filename"] for image in result.images] == names, "every item once, in order"
         assert sorted(saved(output)) == sorted(names)
 
+    def test_an_interrupt_stops_every_worker_at_once_keeping_finished_items(self, comfy, images, runtime, tmp_path):
+        import nodes
+        from discomfort.executor import compat
+
+        folder, _names = images
+        interrupted = []
+
+        def interrupt_at_five(done: int, _total: int, _values: dict) -> None:
+            if done == 5:
+                interrupted.append(time.perf_counter())
+                nodes.interrupt_processing(True)  # what ComfyUI's Cancel, or Ctrl-C in the CLI, does
+
+        try:
+            with pytest.raises(BaseException) as stopped:  # ComfyUI's own interrupt exception
+                runtime.map(folder_body(stall=1.0), folder, workers=2, checkpoint=tmp_path / "run",
+                            progress=interrupt_at_five)  # fmt: skip
+        finally:
+            nodes.interrupt_processing(False)
+        assert compat.is_interrupt(stopped.value), stopped.value
+        # Uninterrupted, the 35 items left would take 17 s more; stopped, the workers drop theirs at once.
+        assert time.perf_counter() - interrupted[0] < 8, "the workers' items were not interrupted"
+        finished = len((tmp_path / "run" / "finished.jsonl").read_text().splitlines())
+        assert 5 <= finished <= 7, f"{finished} items finished: in flight, at most one more per worker"
+
     def test_an_item_that_fails_follows_on_error(self, comfy, images, runtime):
         folder, _names = images
         body = folder_body({"91": port("index")})
