@@ -106,6 +106,15 @@ def test_items_name_only_uids_the_body_takes_and_all_the_same_ones():
     assert check_items(plan, [{IMAGE_FILE: "a.png", "filename": "a.png", "index": 0}], {}) == [{IMAGE_FILE: "a.png"}]
 
 
+def test_without_ray_the_error_names_the_extra_to_install(monkeypatch):
+    from discomfort.errors import DiscomfortError
+    from discomfort.executor.ray_workers import require_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when Ray is not installed
+    with pytest.raises(DiscomfortError, match=r"needs Ray, which is not installed: pip install 'discomfort\[ray\]'"):
+        require_ray()
+
+
 # --- on a real Ray ----------------------------------------------------------------------------------------------
 
 
