@@ -33,6 +33,7 @@ class RunResult:
     seconds: list[float] = field(default_factory=list)  # per iteration
     images: list[dict[str, str]] = field(default_factory=list)  # files the pipeline's save nodes wrote
     stopped_early: bool = False
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (iteration or item number, why), on_error skip
     # Loops inside the workflows, by node id: their last report ("iteration", "total", "state", timings)
     loops: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -43,17 +44,21 @@ class Runtime:
     Args:
         comfyui: the ComfyUI folder.
         output_directory: where save nodes write (ComfyUI's output folder by default).
-        input_directory, user_directory: ComfyUI's input and user folders.
+        input_directory, user_directory, temp_directory: ComfyUI's input, user and temp folders.
+        custom_nodes: custom_nodes folders to load (ComfyUI's own when None).
     """
 
     def __init__(self, comfyui: str | os.PathLike | None = None, *, output_directory: str | os.PathLike | None = None,
-                 input_directory: str | os.PathLike | None = None,
-                 user_directory: str | os.PathLike | None = None):  # fmt: skip
+                 input_directory: str | os.PathLike | None = None, user_directory: str | os.PathLike | None = None,
+                 temp_directory: str | os.PathLike | None = None,
+                 custom_nodes: Sequence[str | os.PathLike] | None = None):  # fmt: skip
         self._options = dict(output_directory=output_directory, input_directory=input_directory,
-                             user_directory=user_directory)  # fmt: skip
+                             user_directory=user_directory, temp_directory=temp_directory,
+                             custom_node_dirs=custom_nodes)  # fmt: skip
         self._comfyui = comfyui
         self._comfy: Any = None
         self._runner: Any = None
+        self._holds_workers = False  # map()'s Ray workers, kept until close() so their models stay loaded
 
     def __enter__(self) -> Runtime:
         self.start()
@@ -72,6 +77,12 @@ class Runtime:
                 self._comfy.set_output_directory(self._options["output_directory"])
 
     def close(self) -> None:
+        """Free the private executor, and stop map()'s workers (and the local Ray started for them)."""
+        if self._holds_workers:
+            from .executor.ray_workers import WorkerPool
+
+            WorkerPool.release()
+            self._holds_workers = False
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -95,7 +106,7 @@ class Runtime:
             checkpoint: str | os.PathLike | None = None, resume: bool = False,
             progress: Callable[[int, int, Mapping[str, Any]], None] | None = None,
             loop_progress: Callable[[Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
-        """Run the pipeline `iterations` times; what an OUTPUT port gives feeds the entry port of the same uid.
+        """Run the pipeline `iterations` times; what its exit port of a uid gives feeds its entry of that uid.
 
         Args:
             workflows: file paths or dicts, UI or API format; several are stitched in order.
@@ -112,22 +123,105 @@ class Runtime:
             WorkflowError: a file is malformed, a node type unknown, ports set up wrongly.
             LoopError: a node failed; names the iteration and the node, and keeps finished iterations in `.record`.
         """
-        from .executor.engine import LoopRecord, LoopSettings, run_loop
+        from .executor.engine import LoopSettings
         from .executor.plan import plan_workflow
-        from .executor.proxy import LOOP_MESSAGE
 
         names = " + ".join(_name(item) for item in _as_list(workflows))
         plan = plan_workflow(self.pipeline(workflows), names)  # the same plan the workflow-loop node makes
         settings = LoopSettings(iterations, until, tuple(accumulate), storage,
                                 Path(checkpoint) if checkpoint is not None else None, resume)  # fmt: skip
-        record = LoopRecord()
+        return self._result(lambda record, report: self.run_plan(plan, settings, initial=inputs, progress=report,
+                                                                 record=record), settings, progress,
+                            loop_progress=loop_progress)  # fmt: skip
+
+    def map(self, workflows: Workflow | Sequence[Workflow], items: Sequence[Mapping[str, Any]] | str | os.PathLike,
+            inputs: Mapping[str, Any] | None = None, *, workers: int = 0, address: str | None = None,
+            accumulate: Sequence[str] = (), storage: str = "ram", on_error: str = "stop",
+            checkpoint: str | os.PathLike | None = None, resume: bool = False,
+            progress: Callable[[int, int, Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
+        """Run the pipeline once per item, the items independent of each other, on `workers` Ray workers.
+
+        Each worker is a process (on this machine or a cluster's) booting this ComfyUI with the same custom nodes
+        and folders; it keeps its models loaded between items and between calls, until close(). Items go to
+        workers as they free up; results come back in item order. A pipeline that carries a value from one
+        iteration to the next is refused: its iterations need each other.
+
+        Args:
+            workflows: file paths or dicts, as for run().
+            items: one dict of values by uid per item, or a folder of images: each file an item giving the uids
+                image, mask, filename and index, as the folder loop does. The body's `iteration` entry takes the
+                item's index.
+            inputs: values by uid that every item takes.
+            workers: how many workers; 0 runs the items in this process, one after the other, on the same engine.
+            address: the Ray cluster to join (e.g. "head-node:6379", or $RAY_ADDRESS); without one, the cluster
+                this process is connected to, else a local Ray started for the workers and stopped by close().
+                Several machines need ComfyUI, the custom nodes and the models at the same paths, and the output
+                folder on a shared disk.
+            accumulate: uids whose every item's value comes back (through Ray's object store) and is joined.
+            on_error: "stop", or "skip" an item whose body fails (named in the result's `skipped`).
+            checkpoint, resume: a folder recording each finished item, and whether to do only the unfinished ones.
+            progress: called as items finish, in item order, with (handled, all items, that item's values).
+
+        Raises:
+            SettingsError: a carried pipeline, items naming uids the pipeline does not take, bad settings.
+            LoopError: an item failed (with on_error "stop"); names the item and the node.
+        """
+        from .executor import fanout
+        from .executor.engine import LoopSettings
+        from .executor.plan import plan_workflow
+
+        names = " + ".join(_name(item) for item in _as_list(workflows))
+        prompt = self.pipeline(workflows)
+        plan = plan_workflow(prompt, names)
+        fanout.check_independent(plan)
+        if isinstance(items, (str, os.PathLike)):
+            from .nodes.folder import list_images
+
+            items = fanout.folder_items(list_images(Path(items), "images"))
+        inputs = dict(inputs or {})
+        checked = fanout.check_items(plan, items, inputs)
+        settings = LoopSettings(len(checked), None, tuple(accumulate), storage,
+                                Path(checkpoint) if checkpoint is not None else None, resume, on_error)  # fmt: skip
+        if workers == 0:
+            return self._result(lambda record, report: self.run_plan(
+                plan, settings, initial=inputs, progress=report, record=record,
+                per_iteration=fanout.items_as_iterations(checked, plan)), settings, progress)  # fmt: skip
+        pool = self._worker_pool(workers, address)
+        source = {"workflow": prompt, "name": names}
+        return self._result(lambda record, report: self._comfy.call(
+            pool.run, plan, source, checked, settings, initial=inputs, progress=report, record=record),
+            settings, progress, given=True)  # fmt: skip
+
+    def run_plan(self, plan: Any, settings: Any, *, initial: Mapping[str, Any] | None = None,
+                 per_iteration: Mapping[str, Callable[[int], Any]] | None = None,
+                 progress: Callable[[int, int], None] | None = None, record: Any = None,
+                 extra_data: Mapping[str, Any] | None = None, prompt_id: str | None = None) -> Any:  # fmt: skip
+        """A compiled plan (executor.plan) run by the loop engine on this Runtime's private executor, on ComfyUI's
+        prompt thread; returns the LoopRecord. What run() and map() stand on, and what each of map()'s workers
+        does with its item."""
+        from .executor.engine import run_loop
+
+        self.start()
         runner = self._nested_runner()
         runner.bind(self._comfy.server, None, visible=plan.shown_ids())  # no canvas: every node is itself
+        return self._comfy.call(run_loop, plan, settings, runner, initial=dict(initial or {}),
+                                prompt_id=prompt_id or uuid.uuid4().hex, extra_data=dict(extra_data or {}),
+                                progress=progress, record=record, per_iteration=per_iteration)  # fmt: skip
+
+    def _result(self, execute: Callable[[Any, Any], Any], settings: Any, progress: Callable[..., None] | None, *,
+                given: bool = False, loop_progress: Callable[[Mapping[str, Any]], None] | None = None,
+                ) -> RunResult:  # fmt: skip
+        """Run `execute(record, report)` and make the RunResult; on failure, what the record holds on disk stays.
+        Reports of the loops inside the workflows are collected on the way (and handed to `loop_progress`)."""
+        from .executor.engine import LoopRecord
+        from .executor.proxy import LOOP_MESSAGE
+
+        record = LoopRecord()
         loops: dict[str, dict[str, Any]] = {}
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int, values: Mapping[str, Any] | None = None) -> None:
             if progress is not None:
-                progress(done, total, record.values)
+                progress(done, total, values if given else record.values)
 
         def listen(event: str, data: Any) -> None:
             if event == LOOP_MESSAGE:
@@ -135,10 +229,10 @@ class Runtime:
                 if loop_progress is not None:
                     loop_progress(data)
 
+        self.start()
         self._comfy.server.listeners.append(listen)
         try:
-            self._comfy.call(run_loop, plan, settings, runner, initial=dict(inputs or {}), prompt_id=uuid.uuid4().hex,
-                             extra_data={}, progress=report, record=record)  # fmt: skip
+            execute(record, report)
             accumulated = {uid: record.joined(uid) for uid in settings.accumulate}
         except BaseException as error:
             record.fail(error)
@@ -146,7 +240,8 @@ class Runtime:
             self._comfy.server.listeners.remove(listen)
         record.close()
         return RunResult(dict(record.values), accumulated, record.iterations, list(record.seconds),
-                         list(record.ui.get("images", [])), record.stopped_early, loops)  # fmt: skip
+                         list(record.ui.get("images", [])), record.stopped_early,
+                         list(record.skipped), loops)  # fmt: skip
 
     def run_sequential(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None,
                        **options: Any) -> RunResult:  # fmt: skip
@@ -160,6 +255,13 @@ class Runtime:
         if self._runner is None:
             self._runner = NestedRunner("workflow")
         return self._runner
+
+    def _worker_pool(self, workers: int, address: str | None) -> Any:
+        from .executor.ray_workers import WorkerPool
+
+        pool = WorkerPool.acquire(workers, address, hold=not self._holds_workers)
+        self._holds_workers = True
+        return pool
 
 
 def _as_list(workflows: Workflow | Sequence[Workflow]) -> list[Workflow]:

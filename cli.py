@@ -34,6 +34,7 @@ EPILOG = """\
 examples:
   discomfort run refine.json --iterations 8 --input image=photo.png -o out/
   discomfort run load.json blur.json -n 5 --accumulate image      (two files stitched by port uid)
+  discomfort run upscale.json --folder photos/ --workers 4 --ray head-node:6379
   discomfort ports refine.json
   discomfort stitch load.json blur.json -o pipeline.json
   discomfort convert workflow.json -o workflow_api.json
@@ -67,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", choices=("ram", "disk", "auto"), default="ram", help="where accumulated values wait")
     run.add_argument("--checkpoint", type=Path, metavar="DIR", help="commit the loop's state here every iteration")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint's last finished iteration")
+    run.add_argument("--folder", type=Path, metavar="DIR",
+                     help="run once per image of DIR instead of -n times: each file enters through the uids image, "
+                     "mask, filename and index, as in the folder loop")  # fmt: skip
+    run.add_argument("--workers", type=int, default=0, metavar="N",
+                     help="fan the iterations out over N Ray workers, each an embedded ComfyUI (pip install "
+                     "'discomfort[ray]'); only for iterations that carry no value to the next")  # fmt: skip
+    run.add_argument("--ray", metavar="ADDRESS", help="the Ray cluster the workers run on (default: $RAY_ADDRESS, "
+                     "else a local Ray, started and stopped)")  # fmt: skip
+    run.add_argument("--on-error", choices=("stop", "skip"), default="stop",
+                     help="with --folder or --workers: stop at a failing item, or skip it and go on")  # fmt: skip
     run.add_argument("-o", "--output", type=Path, default=Path("output"), help="folder for images (default: ./output)")
     run.add_argument("--input-dir", type=Path, help="ComfyUI's input folder, where image loaders look")
     run.add_argument("--comfyui", type=Path, help="the ComfyUI folder to boot (default: $COMFYUI_PATH)")
@@ -119,16 +130,29 @@ def _run(args: argparse.Namespace) -> int:
     from .api import Runtime
 
     inputs = dict(_parse_input(text) for text in args.input)
+    if args.workers < 0:
+        raise SettingsError(f"--workers must be 0 or more, got {args.workers}")
+    if args.ray and not args.workers:
+        raise SettingsError("--ray names the cluster for --workers; say how many workers")
+    if args.until and (args.workers or args.folder is not None):
+        raise SettingsError("--until needs the iterations in order; it does not go with --folder or --workers")
+    if args.folder is not None and not args.folder.is_dir():
+        raise WorkflowError(f"--folder {args.folder}: no such folder")
     output = args.output.resolve()
     started = time.perf_counter()
     with Runtime(args.comfyui, output_directory=output, input_directory=args.input_dir) as runtime:
         booted = time.perf_counter()
-        bar = tqdm(total=args.iterations, unit="it", desc="iterations", file=sys.stderr, disable=args.iterations < 2)
+        one = args.folder is None and args.iterations < 2
+        bar = tqdm(total=args.iterations, unit="it", desc="items" if args.folder or args.workers else "iterations",
+                   file=sys.stderr, disable=one)  # fmt: skip
         loop_bars: dict[str, Any] = {}
         saved: list[Path] = []
 
         def progress(done: int, total: int, values: dict[str, Any]) -> None:
             saved.extend(_save_images(values, output, done))  # each iteration's images as soon as it finishes
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
             bar.update(done - bar.n)
 
         def loop_progress(report: dict[str, Any]) -> None:
@@ -143,9 +167,15 @@ def _run(args: argparse.Namespace) -> int:
                 loop_bar.set_postfix_str(report["state"])
 
         try:
-            result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
-                                 accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
-                                 resume=args.resume, progress=progress, loop_progress=loop_progress)  # fmt: skip
+            if args.folder is None and not args.workers:
+                result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
+                                     accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
+                                     resume=args.resume, progress=progress, loop_progress=loop_progress)  # fmt: skip
+            else:  # independent items, in this process or over Ray's workers; one bar for them all
+                items = str(args.folder) if args.folder is not None else [{}] * args.iterations
+                result = runtime.map(args.workflows, items, inputs, workers=args.workers, address=args.ray,
+                                     accumulate=args.accumulate, storage=args.storage, on_error=args.on_error,
+                                     checkpoint=args.checkpoint, resume=args.resume, progress=progress)  # fmt: skip
         finally:
             for open_bar in (bar, *loop_bars.values()):
                 open_bar.close()
@@ -157,7 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - booted
     per_iteration = f"{1e3 * sum(result.seconds) / len(result.seconds):.1f} ms/iteration" if result.seconds else "-"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    runs = "ran once" if args.iterations == 1 else f"{result.iterations} iteration(s)"
+    for item, why in result.skipped:
+        print(f"discomfort: skipped {item}: {why}", file=sys.stderr)
+    runs = "ran once" if args.iterations == 1 and args.folder is None else f"{result.iterations} iteration(s)"
     print(f"done: {runs}{' (stopped early)' if result.stopped_early else ''}, {per_iteration}, {seconds:.2f} s "
           f"(ComfyUI boot {booted - started:.1f} s), peak memory {peak:.0f} MB, {len(written) + len(saved)} image(s) "
           f"in {output}", file=sys.stderr)  # fmt: skip

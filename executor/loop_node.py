@@ -109,14 +109,26 @@ class DiscomfortLoop:
 
         return self.loop(plan, settings, unique_id, hidden, results, initial=initial)
 
-    def loop(self, plan: Any, settings: Any, unique_id: str, hidden: dict[str, Any], results: Any, *,
-             initial: dict[str, Any] | None = None, per_iteration: dict | None = None) -> dict[str, Any]:  # fmt: skip
+    def loop(
+        self,
+        plan: Any,
+        settings: Any,
+        unique_id: str,
+        hidden: dict[str, Any],
+        results: Any,
+        *,
+        initial: dict[str, Any] | None = None,
+        per_iteration: dict | None = None,
+        fan_out: tuple[list[dict[str, Any]], int] | None = None,
+        prompt: dict | None = None,
+    ) -> dict[str, Any]:
         """Run `plan` on this node's private executor and answer ComfyUI as a node does.
 
         `results(record)` gives the node's outputs and its own UI (previews of the final values). What the body's
         nodes showed goes back to ComfyUI as the nodes of an expansion, so the prompt's history keeps it; after a
         failure or a cancel the expansion ends by raising it (see executor/outcome.py), naming the body node at
-        fault when the canvas has it.
+        fault when the canvas has it. With `fan_out` (items, workers) the iterations, independent of each other,
+        run on Ray workers instead (executor/ray_workers.py), the record filled in item order.
         """
         from .engine import LoopRecord, run_loop
 
@@ -131,8 +143,28 @@ class DiscomfortLoop:
         report = _Report(unique_id, settings.iterations, server, client_id, prompt_id,
                          marks=() if nested else sorted(runner.proxy.visible, key=id_key))  # fmt: skip
         try:
-            run_loop(plan, settings, runner, initial=initial, prompt_id=prompt_id or unique_id,
-                     extra_data=extra_data, progress=report, record=record, per_iteration=per_iteration)  # fmt: skip
+            if fan_out is None:
+                run_loop(
+                    plan,
+                    settings,
+                    runner,
+                    initial=initial,
+                    prompt_id=prompt_id or unique_id,
+                    extra_data=extra_data,
+                    progress=report,
+                    record=record,
+                    per_iteration=per_iteration,
+                )
+            else:
+                from .ray_workers import WorkerPool
+
+                items, workers = fan_out
+                # The workers are kept for the server's life, so the next prompt finds their models loaded. The
+                # cluster is $RAY_ADDRESS, set by whoever runs the server: a workflow does not choose where it runs.
+                pool = WorkerPool.acquire(workers, hold=False)
+                source = {"loop_node": _prepared_node(prompt or {}, unique_id), "loop_id": unique_id}
+                pool.run(plan, source, items, settings, extra_data=hidden, record=record,
+                         progress=lambda done, total, _values: report(done, total))  # fmt: skip
             outputs, ui = results(record)
         except BaseException as error:
             failure = record.failed(error)

@@ -226,12 +226,17 @@ class DiscomfortFolderLoop(DiscomfortLoop):
                                         "tooltip": "Skip the files before this one (to resume)."}),
                 "on_error": (["stop", "skip"], {"default": "stop"}),
             },
+            "optional": {
+                "workers": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: one file after the "
+                            "other, in this process. N: fanned out over N Ray workers, each an embedded ComfyUI "
+                            "(pip install 'discomfort[ray]'; the cluster is $RAY_ADDRESS, else a local Ray)."}),
+            },
             "hidden": DiscomfortLoop.INPUT_TYPES()["hidden"],
         }  # fmt: skip
 
     def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
-            prompt: dict, unique_id: str, extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None,
-            api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
+            prompt: dict, unique_id: str, workers: int = 0, extra_pnginfo: Any = None,
+            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
 
         path, files = _folder_files(folder, filter, custom_pattern, f"loop {unique_id}")
@@ -242,13 +247,19 @@ class DiscomfortFolderLoop(DiscomfortLoop):
         if not todo:  # resumed at the next_index of a finished run: nothing is left to do
             status = {"processed": 0, "skipped": [], "total": len(files), "next_index": start_index}
             return {"ui": {}, "result": (json.dumps(status), 0, 0, True)}
-        loaded = _LastLoaded(todo)
-        makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
-                  "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
-        per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
         settings = LoopSettings(len(todo), on_error=on_error)
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
+        per_iteration, fan_out = None, None
+        if workers:
+            from ..executor import fanout
+
+            fan_out = (fanout.check_items(plan, fanout.folder_items(todo, start_index), {}), int(workers))
+        else:
+            loaded = _LastLoaded(todo)
+            makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
+                      "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
+            per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
 
         def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
@@ -258,7 +269,9 @@ class DiscomfortFolderLoop(DiscomfortLoop):
             complete = start_index + record.iterations >= len(files)
             return (json.dumps(status), processed, len(skipped), complete), {}
 
-        return self.loop(plan, settings, unique_id, hidden, results, per_iteration=per_iteration)
+        return self.loop(
+            plan, settings, unique_id, hidden, results, per_iteration=per_iteration, fan_out=fan_out, prompt=prompt
+        )
 
 
 def _folder_files(folder: Any, filter: str, custom_pattern: Any, where: str) -> tuple[Path, list[Path]]:

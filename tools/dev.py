@@ -4,8 +4,8 @@ python3 tools/dev.py demo        run the example loop headless on the embedded C
 python3 tools/dev.py test [ARGS] run the test suite (ARGS go to pytest)
 python3 tools/dev.py comfy-suite ComfyUI's own execution tests with Discomfort installed
 python3 tools/dev.py bench [--quick] [--repeats N]
-                                 loop strategies, the codec and loop preparation measured side by side
-                                 (bench/loops.py, bench/codec.py, bench/prepare.py); tables and ratios printed,
+                                 loop strategies, the codec, loop preparation and the Ray fan-out measured side
+                                 by side (bench/loops.py, codec.py, prepare.py, fanout.py); tables and ratios printed,
                                  results in bench/results
 python3 tools/dev.py lint        ruff over the repository
 python3 tools/dev.py python ARGS run the runtime's Python with Discomfort importable
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
     if command == "comfy-suite":
         return comfy_suite(runtime, rest)
     if command == "bench":
-        scripts = (REPO / "bench" / "loops.py", REPO / "bench" / "codec.py", REPO / "bench" / "prepare.py")
+        scripts = [REPO / "bench" / name for name in ("loops.py", "codec.py", "prepare.py", "fanout.py")]
         return next((code for script in scripts if (code := run(runtime, str(script), *rest))), 0)
     if command == "lint":
         return run(runtime, "-m", "ruff", "check", str(REPO), *rest)
