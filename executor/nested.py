@@ -128,7 +128,6 @@ class NestedRunner:
         proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
         proxy.visible = frozenset(visible)
         proxy.outer_progress = compat.progress_registry()
-        proxy.merging = set()
 
     def validate(self, prompt: dict[str, Any], prompt_id: str) -> list[str]:
         """Validate a body once (ComfyUI also coerces widget values in place); return its output node ids."""

@@ -10,8 +10,8 @@ interrupted).
 ComfyUI names the node that raised in its `execution_error` message, which for a body node's failure is the loop
 node. The loop registers the body node instead (`name_failure`), and `amend`, which every server a loop reports to
 passes its messages through (`install` on ComfyUI's, natively on the headless one), names that node: the canvas
-outlines the node at fault. The replays' own `executed` messages are dropped there too: each iteration's outputs
-were shown as they came.
+outlines the node at fault. The replays do not show as running there; their `executed` messages leave every
+iteration's outputs on the node that made them.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def name_failure(prompt_id: str | None, loop_id: str, node_id: str, class_type: 
 def amend(event: Any, data: Any) -> bool:
     """Amend a message on its way to the frontend (in place: ComfyUI keeps the same dict as the prompt's status);
     False when it is not to be sent at all."""
-    if event in ("executed", "executing") and isinstance(data, Mapping) and data.get("node") in failures.replays:
-        return False
+    if event == "executing" and isinstance(data, Mapping) and data.get("node") in failures.replays:
+        return False  # a replay is not work the user asked for; its `executed` shows every iteration's outputs
     if event == "execution_error" and isinstance(data, dict):
         details = failures.take(data.get("prompt_id"), str(data.get("node_id")))
         if details:

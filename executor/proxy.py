@@ -44,7 +44,6 @@ class ProxyServer:
         self.last_prompt_id = outer_prompt_id
         self.visible: Collection[str] = frozenset()  # inner node ids the user's graph holds
         self.cached: set[str] = set()  # nodes the current inner run serves from its cache
-        self.merging: set[str] = set()  # nodes shown in this run of the loop: their next outputs add to it
         self.outer_progress: Any = None  # the progress registry of the run around this one
         # WebUIProgressHandler asks the feature flags of the client, which live on the real server.
         self.sockets_metadata = getattr(real, "sockets_metadata", {})
@@ -67,12 +66,11 @@ class ProxyServer:
         elif event == "executed":
             if data.get("node") in self.cached:
                 return  # shown already, when it first ran
+            # Each iteration's outputs replace the last on the node; when the loop ends, its replay shows them all.
+            # (Not the frontend's `merge`: on 1.32.9 two of its listeners concatenate into one object, so every
+            # merged output would show twice.)
             node = self.shown(data.get("display_node") or data.get("node"))
-            # Each iteration's outputs are added to what the node showed before in this run (the frontend's
-            # merge), so at the end it shows all of them; the first replaces what an earlier run left.
-            data = {**data, "node": node, "display_node": node, "prompt_id": self.outer_prompt_id,
-                    "merge": node in self.merging}  # fmt: skip
-            self.merging.add(node)
+            data = {**data, "node": node, "display_node": node, "prompt_id": self.outer_prompt_id}
         elif event == LOOP_MESSAGE:
             if data.get("node") not in self.visible:
                 return  # a loop inside a workflow file: the workflow loop reports for it

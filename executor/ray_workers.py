@@ -313,7 +313,7 @@ class _Run:
                 )  # fmt: skip
             self.schedule.drop()  # what runs already finishes and is kept
             return
-        entry = {"seconds": result.get("seconds", 0.0), "ui": result.get("ui", {})}
+        entry = {"seconds": result.get("seconds", 0.0), "shown": result.get("shown", {})}
         if "failed" in result:
             entry = {"skipped": result["failed"]}
         if self.ledger is not None:

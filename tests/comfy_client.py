@@ -161,6 +161,11 @@ class ComfyClient:
         raise TimeoutError(f"no history for prompt {prompt_id}")
 
 
+def shown_on(executed: dict) -> str:
+    """The node an `executed` message shows its outputs on, as the frontend reads it."""
+    return str(executed.get("display_node") or executed["node"])
+
+
 BINARY_TEXT = 3  # ComfyUI's BinaryEventTypes.TEXT: progress text for a node
 
 

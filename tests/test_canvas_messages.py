@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from comfy_client import PromptRejected
+from comfy_client import PromptRejected, shown_on
 from conftest import read_log
 from graphs import empty_image, loop, node, port, save
 
@@ -64,9 +64,10 @@ def test_body_nodes_run_and_show_each_iteration_where_they_are(client, request):
     assert executing["3"] == executing["5"] == 5, executing
     assert any(state["state"] == "running" for data in run.events("progress_state")
                for node_id, state in data["nodes"].items() if node_id == "3")  # fmt: skip
-    saves = [data["output"]["images"] for data in run.events("executed") if data["node"] == "5"]
+    *saves, every = [data["output"]["images"] for data in run.events("executed") if shown_on(data) == "5"]
     assert len(saves) == 5 and len({images[0]["filename"] for images in saves}) == 5  # each iteration's own file
-    (loop_shown,) = [data["output"] for data in run.events("executed") if data["node"] == "10"]  # once, at the end
+    assert every == [image for images in saves for image in images]  # and at the end all of them, on the node
+    (loop_shown,) = [data["output"] for data in run.events("executed") if shown_on(data) == "10"]  # once, at the end
     assert [image["type"] for image in loop_shown["images"]] == ["temp"]  # a preview of the final value
     texts = [data["text"] for data in run.events("progress_text") if data["node_id"] == "10"]
     assert texts == [f"iteration {i}/5" for i in range(6)]
@@ -81,7 +82,8 @@ def test_nested_bodies_show_on_their_own_nodes_too(client, request):
     assert run.status == "success", run.messages[-3:]
     executing = Counter(data["node"] for data in run.events("executing") if data["node"] is not None)
     assert executing["4"] == executing["6"] == 6 and executing["7"] == 2, executing
-    assert len([data for data in run.events("executed") if data["node"] == "6"]) == 6
+    # Each inner iteration's save, then each inner loop's outputs at its end, then the outer loop's at its end.
+    assert len([data for data in run.events("executed") if shown_on(data) == "6"]) == 6 + 2 + 1
     loops = [(data["node"], data["iteration"], data["state"]) for data in run.events("discomfort.loop")
              if data["state"] != "running"]  # fmt: skip
     assert loops == [("7", 3, "finished"), ("7", 3, "finished"), ("9", 2, "finished")]

@@ -64,6 +64,9 @@ def test_the_api_format_loop_example_refines_and_saves_every_iteration(tmp_path)
     last, result, first = (np.asarray(Image.open(path)) for path in (steps[-1], final, steps[0]))
     assert np.array_equal(last, result)  # the loop's result is its last iteration
     assert not np.array_equal(first, result)
+    # The workflow runs once; the loop inside it says how far it went, with a bar of its own.
+    assert "done: ran once" in done.stderr and "loop 10: 8 of 8 iteration(s), finished" in done.stderr
+    assert "loop 10: 100%" in done.stderr
 
 
 WORKFLOWS = REPO / "tests" / "workflows"

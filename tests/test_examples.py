@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from comfy_client import shown_on
 from PIL import Image
 
 pytestmark = pytest.mark.comfy
@@ -133,9 +134,10 @@ def test_previews_on_the_exits_show_every_iteration_and_the_loop_still_settles(s
     steps = sorted((server.base_directory / "output" / "previewed").glob("step_*.png"))
     assert 2 <= len(steps) < 40  # settled before the iteration count
     # Each preview showed every iteration as it came, and the history keeps them all under that node.
-    previews = [data["output"] for data in run.events("executed") if data["node"] == "90"]
+    *previews, every = [data["output"] for data in run.events("executed") if shown_on(data) == "90"]
     assert len(previews) == len(steps) and all(len(output["images"]) == 1 for output in previews)
-    texts = [data["output"]["text"] for data in run.events("executed") if data["node"] == "91"]
-    assert texts == [["False"]] * (len(steps) - 1) + [["True"]]
+    assert len(every["images"]) == len(steps)  # at the end, all of them
+    *texts, all_texts = [data["output"]["text"] for data in run.events("executed") if shown_on(data) == "91"]
+    assert texts == [["False"]] * (len(steps) - 1) + [["True"]] and all_texts == ["False"] * (len(steps) - 1) + ["True"]
     shown = {run.history["meta"][node_id]["display_node"]: output for node_id, output in run.outputs().items()}
     assert len(shown["90"]["images"]) == len(steps) and shown["91"]["text"] == ["False"] * (len(steps) - 1) + ["True"]

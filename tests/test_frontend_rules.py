@@ -87,17 +87,14 @@ def backend_facts(prompt: dict) -> dict:
     """What Discomfort's Python planner says of an API prompt: each port's mode, each loop's body and, from the
     plans it compiles, each body's entries and exits."""
     from discomfort.errors import DiscomfortError
-    from discomfort.executor.plan import LOOP_CLASSES, PARKED, body_nodes, plan_loop, plan_workflow, prepare_prompt
-    from discomfort.ports.discovery import find_ports
+    from discomfort.executor.plan import LOOP_CLASSES, PARKED, plan_loop, plan_workflow, prepare_prompt
+    from discomfort.ports import PortGraph, find_ports
 
     modes = {p.node_id: p.mode.value for p in find_ports(prompt)}
+    model = PortGraph(prompt)
     loops: dict[str, dict] = {}
-    for loop_id, entry in prompt.items():
-        if entry["class_type"] in LOOP_CLASSES:
-            try:
-                loops[loop_id] = {"nodes": sorted(body_nodes(prompt, loop_id, entry["inputs"]["body"].strip()))}
-            except DiscomfortError as error:
-                loops[loop_id] = {"error": str(error)}
+    for loop_id, body in model.bodies().items():
+        loops[loop_id] = {"error": str(body)} if isinstance(body, DiscomfortError) else {"nodes": sorted(body.nodes)}
 
     def roles(plan) -> dict:
         return {"entries": {uid: sorted(ids) for uid, ids in plan.entries.items()},
