@@ -241,7 +241,8 @@ class Ledger:
         return finished
 
     def finish(self, index: int, values: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
-        """Commit item `index`: its accumulated values, then its line (`entry`: seconds, what it showed, or why it was skipped)."""
+        """Commit item `index`: its accumulated values, then its line (`entry`: seconds and what it showed, or why
+        it was skipped)."""
         assert self._store is not None and self._log is not None, "open() the ledger first"
         for uid, value in values.items():
             self._store.put(f"{uid}/{index}", value)
