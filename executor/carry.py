@@ -131,12 +131,16 @@ class DiscomfortCarryOut(InternalNode):
     RETURN_NAMES = ("value",)
     OUTPUT_NODE = True
     FUNCTION = "give"
+    # What feeds an exit may be one of ComfyUI's lists (an accumulating End Loop, a node with OUTPUT_IS_LIST): the
+    # exit gives the whole list, not its last item, and passes it on as the same list.
+    INPUT_IS_LIST = True
+    OUTPUT_IS_LIST = (True,)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"token": ("STRING", {"default": ""}), "value": (ANY, {})}}
 
-    def give(self, token: str, value: Any) -> tuple[Any]:
-        run, uid = runs.lookup(token)
-        run.given[uid] = value
-        return (value,)
+    def give(self, token: list[str], value: list[Any]) -> tuple[list[Any]]:
+        run, uid = runs.lookup(token[0])
+        run.given[uid] = value[0] if len(value) == 1 else list(value)
+        return (list(value),)

@@ -137,3 +137,32 @@ def progress_nodes(registry: Any, prompt_id: str | None) -> dict[str, dict[str, 
         for node_id, state in registry.nodes.items()
         if state["state"] != NodeState.Pending
     }  # fmt: skip
+
+
+# ComfyUI's own loops (0.36+, comfy_extras/nodes_loop.py; schema `loop_boundary` "start" and "end"): expanded when
+# the Start runs, every iteration at once, from the nodes between the two (found by validate_loops, which writes
+# `_loop_body` and `_loop_end` on the Start). A Discomfort body never takes them, nor what feeds a Start: they stay
+# in the run around it, and what they give the body enters it from outside (plan.prepare_prompt).
+NATIVE_LOOP_START = "StartLoop"
+NATIVE_LOOP_CLASSES = frozenset({NATIVE_LOOP_START, "EndLoop"})
+
+
+def original_node_id(dynprompt: Any, node_id: str, prompt: Any) -> str:
+    """The node of the queued prompt that `node_id` was made from. ComfyUI's loops (0.36+) run each iteration's
+    copy of a body node under a new id (`<start>.0.0.<i>_<id>`), its display id the original's; a copy keeps the
+    class and inputs of what it copies, nothing else (not the body Discomfort parked in a loop node)."""
+    seen = set()
+    while dynprompt is not None and node_id not in prompt and node_id not in seen:
+        seen.add(node_id)
+        node_id = dynprompt.get_display_node_id(node_id)
+    return node_id
+
+
+def escapes_native_loop(node_errors: Any) -> bool:
+    """Whether validation refused a native loop whose body reaches an output node other than its End (0.36+
+    validate_loops: error type "loop_escape" in the node errors' extra_info)."""
+    return any(
+        (error.get("extra_info") or {}).get("loop_error_type") == "loop_escape"
+        for report in (node_errors or {}).values()
+        for error in report.get("errors", [])
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..ports.discovery import parse_tags
 from ..serialization.stores import STORAGE_MODES
 from ..workflow.graph import id_key
 from . import compat, outcome
-from .plan import PARKED, PlanCache, prepare_prompt
+from .plan import FEED_INPUT, PARKED, PlanCache, prepare_prompt
 from .proxy import LOOP_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class DiscomfortLoop:
                            "iteration instead of starting over."}),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO",
-                       "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG", "api_key_comfy_org": "API_KEY_COMFY_ORG"},
+                       "dynprompt": "DYNPROMPT", "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG",
+                       "api_key_comfy_org": "API_KEY_COMFY_ORG"},
         }  # fmt: skip
 
     @classmethod
@@ -88,15 +90,18 @@ class DiscomfortLoop:
 
     def run(self, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
-            extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
-            **values: Any) -> dict:  # fmt: skip
+            extra_pnginfo: Any = None, dynprompt: Any = None, auth_token_comfy_org: str | None = None,
+            api_key_comfy_org: str | None = None, **values: Any) -> dict:  # fmt: skip
         from .engine import LoopSettings
 
+        self._called_as(unique_id, dynprompt, prompt)
+        unique_id = self.loop_id
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
         _check_uids(plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
+        initial.update(feeds(values))
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
@@ -133,6 +138,7 @@ class DiscomfortLoop:
         from .engine import LoopRecord, run_loop
 
         runner = self._runner(unique_id)
+        call_id, real_id = getattr(self, "call_id", unique_id), getattr(self, "real_id", unique_id)
         server, prompt_id, nested = _enclosing_run()
         runner.bind(server, prompt_id, visible=self.visible(plan))
         extra_data = dict(hidden)
@@ -173,13 +179,13 @@ class DiscomfortLoop:
             if not (interrupted or isinstance(failure, LoopError)):
                 raise  # nothing ran: a bad setting, a body that cannot be planned
             if isinstance(failure, LoopError) and not nested and failure.node_id in runner.proxy.visible:
-                outcome.name_failure(prompt_id, unique_id, failure.node_id, failure.class_type,
+                outcome.name_failure(prompt_id, real_id, failure.node_id, failure.class_type,
                                      failure.traceback, failure.inputs)  # fmt: skip
-            graph, links = outcome.expansion(unique_id, record.shown, failure, len(self.RETURN_TYPES))
+            graph, links = outcome.expansion(call_id, record.shown, failure, len(self.RETURN_TYPES))
             return {"result": links, "expand": graph}
         record.close()
         report.ended(record, "settled" if record.stopped_early else "finished")
-        graph, _ = outcome.expansion(unique_id, record.shown, None, 0)
+        graph, _ = outcome.expansion(call_id, record.shown, None, 0)
         return {"ui": ui, "result": outputs, **({"expand": graph} if graph else {})}
 
     def visible(self, plan: Any) -> frozenset[str]:
@@ -191,20 +197,66 @@ class DiscomfortLoop:
         """The body this loop runs: the ports tagged with its body name, parked in it when the prompt was queued.
         Takes the widgets naming the body out of `widgets`, which then holds the value_k inputs only."""
         widgets.pop("body", None)
-        # The instance lives as long as the node in its executor's cache: a loop nested in another is run once per
-        # outer iteration, and compiles its body once.
-        if getattr(self, "_plans", None) is None:
-            self._plans = PlanCache(PLAN_CACHE_SIZE)
-        return self._plans.plan_loop(_prepared_node(prompt, unique_id), unique_id)
+        return self._state(unique_id).plans.plan_loop(_prepared_node(prompt, unique_id), unique_id)
+
+    def _called_as(self, unique_id: str, dynprompt: Any, prompt: dict) -> None:
+        """Which loop of the queued prompt this call is: itself, or the one a copy made by ComfyUI's own loop
+        stands for (see compat.original_node_id); the id ComfyUI runs it under; the id its errors are reported as."""
+        self.call_id = unique_id
+        self.loop_id = compat.original_node_id(dynprompt, unique_id, prompt)
+        self.real_id = dynprompt.get_real_node_id(unique_id) if dynprompt is not None else unique_id
 
     def _runner(self, unique_id: str):
-        # One private executor per loop node, kept on the node instance, which ComfyUI keeps between prompts.
+        return self._state(unique_id).runner
+
+    def _state(self, loop_id: str) -> _LoopState:
+        # A private executor and compiled bodies per loop node, kept on the node instance, which ComfyUI keeps
+        # between prompts: loaders in the body load once, a loop nested in another compiles its body once. The
+        # copies of a loop that ComfyUI's own loops make are new instances every iteration, so they share the
+        # state of the loop they copy, kept here.
+        state = getattr(self, "_loop_state", None)
+        if state is None or state.loop_id != loop_id:
+            copy = getattr(self, "call_id", loop_id) != loop_id
+            state = self._loop_state = _copies.state(loop_id) if copy else _LoopState(loop_id)
+        return state
+
+
+class _LoopState:
+    """What a loop node keeps from one run to the next: its private executor and its compiled bodies."""
+
+    def __init__(self, loop_id: str):
         from .nested import NestedRunner
 
-        runner = getattr(self, "_nested_runner", None)
-        if runner is None or runner.loop_node_id != unique_id:
-            runner = self._nested_runner = NestedRunner(unique_id)
-        return runner
+        self.loop_id = loop_id
+        self.runner = NestedRunner(loop_id)
+        self.plans = PlanCache(PLAN_CACHE_SIZE)
+
+
+class _Copies:
+    """The state of loops ComfyUI's own loops copy, by the loop copied (and the run around it), a few kept."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._states: OrderedDict[tuple[int, str], _LoopState] = OrderedDict()
+
+    def state(self, loop_id: str) -> _LoopState:
+        from .nested import enclosing_proxy
+
+        key = (id(enclosing_proxy()), loop_id)
+        if key not in self._states:
+            self._states[key] = _LoopState(loop_id)
+            while len(self._states) > self.size:
+                self._states.popitem(last=False)
+        self._states.move_to_end(key)
+        return self._states[key]
+
+
+_copies = _Copies()
+
+
+def feeds(values: dict[str, Any]) -> dict[str, Any]:
+    """Take out of `values` what the nodes that stay outside the body give it, by the uid of their entry ports."""
+    return {key[len(FEED_INPUT) :]: values.pop(key) for key in [k for k in values if k.startswith(FEED_INPUT)]}
 
 
 def output_slot(name: str) -> int:

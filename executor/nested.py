@@ -135,8 +135,16 @@ class NestedRunner:
 
         with _PreservedGlobals():
             valid, error, outputs, node_errors = self._loop.run(execution.validate_prompt(prompt_id, prompt, None))
-        if not valid:
-            raise PromptValidationError(describe_validation_error(prompt, error, node_errors), node_errors)
+        # ComfyUI runs what validated and leaves out the rest; a body that cannot run whole is refused instead.
+        if not valid or node_errors:
+            message = describe_validation_error(prompt, error, node_errors)
+            if compat.escapes_native_loop(node_errors):
+                message += (
+                    "; a native loop's body (from Start Loop to End Loop) may hold no output node and no Discomfort "
+                    "exit port: take the value out after End Loop, and link side effects into End Loop's "
+                    "terminations"
+                )
+            raise PromptValidationError(message, node_errors)
         return list(outputs)
 
     def validated(self, key: str, prompt: Mapping[str, Any], prompt_id: str) -> tuple[dict[str, Any], list[str]]:

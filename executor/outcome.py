@@ -72,22 +72,41 @@ def amend(event: Any, data: Any) -> bool:
 
 
 def install(server: Any) -> None:
-    """Pass every message ComfyUI's server sends through `amend` (once per server object).
+    """Pass every message ComfyUI's server sends through `amend`, and progress text that a node inside a body
+    sends to the server itself (ComfyUI's own loops do: "Iteration k / N") through that body's proxy, which shows
+    it on the node the canvas has (once per server object).
 
-    ComfyUI offers no hook on outgoing messages; its `send_sync` is the one door they all go through, so it is
-    wrapped on this one server object (not on the class), keeping whatever it was.
+    ComfyUI offers no hook on outgoing messages; `send_sync` and `send_progress_text` are the doors they go
+    through, so they are wrapped on this one server object (not on the class), keeping whatever they were.
     """
     if getattr(server.send_sync, "discomfort_amends", False):
         return
-    original = server.send_sync
+    original, original_text = server.send_sync, getattr(server, "send_progress_text", None)
 
     def send_sync(event: Any, data: Any, sid: Any = None) -> Any:
         if amend(event, data):
             return original(event, data, sid)
         return None
 
+    def send_progress_text(text: Any, node_id: str, sid: Any = None) -> Any:
+        from .nested import enclosing_proxy
+
+        proxy = None if getattr(_routing, "active", False) else enclosing_proxy()
+        if proxy is None:
+            return original_text(text, node_id, sid)
+        _routing.active = True  # the proxy hands it back to this server: then it is sent
+        try:
+            return proxy.send_progress_text(text, node_id, sid)
+        finally:
+            _routing.active = False
+
     send_sync.discomfort_amends = True  # type: ignore[attr-defined]
     server.send_sync = send_sync
+    if original_text is not None:
+        server.send_progress_text = send_progress_text
+
+
+_routing = threading.local()  # set while a body's proxy hands progress text back to the server
 
 
 def expansion(loop_id: str, shown: Mapping[str, Mapping[str, list[Any]]], failure: BaseException | None,

@@ -26,7 +26,8 @@ from typing import Any
 from ..errors import PortError, Problem, WorkflowError
 from ..ports.discovery import ITERATION_UID, VALUE, Port, Role, parse_tags, port_problems
 from ..ports.model import LOOP_CLASSES, PARKED, LoopBody, PortGraph
-from ..workflow.graph import id_key, is_link
+from ..workflow.graph import Graph, id_key, is_link
+from . import compat
 
 LOOP_CLASS = "DiscomfortLoop"
 CARRY_IN = "DiscomfortCarryIn"
@@ -36,6 +37,9 @@ CHECK = "DiscomfortCheck"  # stands for a node at fault, so ComfyUI's validation
 TOKEN = "token"
 INITIAL = "initial"
 EXIT_SUFFIX = ".exit"  # the carry-out added after a carry-in whose port is also its uid's exit
+FEED_SUFFIX = ".feed"  # an entry port standing for a node that stays outside the body (`native_loop_nodes`)
+FEED_INPUT = "discomfort.feed:"  # the loop node's input that feeds it (+ its uid)
+PORT = "DiscomfortPort"
 
 __all__ = ["CARRY_IN", "CARRY_OUT", "INITIAL", "ITERATION_UID", "LOOP_CLASSES", "PARKED", "TOKEN", "LoopPlan",
            "PlanCache", "fingerprint", "plan_loop", "plan_workflow", "prepare_prompt"]  # fmt: skip
@@ -71,7 +75,8 @@ class LoopPlan:
     def shown_ids(self) -> frozenset[str]:
         """The ids of the body's nodes at any depth, the internal sinks added here left out: the ids of the graph
         the body was parked from."""
-        return frozenset(node_id for node_id in nested_ids(self.prompt) if not node_id.endswith(EXIT_SUFFIX))
+        return frozenset(node_id for node_id in nested_ids(self.prompt)
+                         if not node_id.endswith((EXIT_SUFFIX, FEED_SUFFIX)))  # fmt: skip
 
     def enclosing_tokens(self) -> dict[str, str]:
         """The tokens of carry nodes of the loops around this one that its body holds (node id -> token)."""
@@ -173,7 +178,7 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
     nodes = {node_id: node for node_id, node in prompt.items() if isinstance(node, Mapping) and "class_type" in node}
     if not any(node["class_type"] in LOOP_CLASSES for node in nodes.values()):
         return dict(prompt)
-    model = PortGraph(nodes)
+    model = PortGraph(nodes, fixed=native_loop_nodes(nodes))
     bodies = model.bodies()
     refused: dict[str, WorkflowError] = {}  # loops that cannot run, and why
     for loop_id, body in bodies.items():
@@ -195,7 +200,9 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
     prepared = {node_id: node for node_id, node in prompt.items() if node_id in kept or node_id not in nodes}
     for loop_id in outermost:
         body = {node_id: nodes[node_id] for node_id in sorted(found[loop_id].nodes, key=id_key)}
-        prepared[loop_id] = {**nodes[loop_id], PARKED: {"body": body}}
+        body, feeds = _fed_from_outside(body, found[loop_id].name)
+        prepared[loop_id] = {**nodes[loop_id], "inputs": {**nodes[loop_id].get("inputs", {}), **feeds},
+                             PARKED: {"body": body}}  # fmt: skip
     # What is wrong before anything runs fails ComfyUI's own validation on the nodes at fault, which the frontend
     # outlines: each is replaced by a check that says why, the loop that cannot run among them.
     faults: dict[str, list[str]] = {}
@@ -207,6 +214,46 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
         prepared[node_id] = {"class_type": CHECK, "inputs": {"problem": "; ".join(messages)},
                              "_meta": dict(nodes[node_id].get("_meta") or {})}  # fmt: skip
     return prepared
+
+
+def native_loop_nodes(prompt: Mapping[str, Any]) -> set[str]:
+    """The nodes of ComfyUI's own loops around a Discomfort loop: each Start that has a Discomfort loop downstream
+    (in its body), the Ends downstream of it, and everything upstream of the Start. They stay in the run around
+    the Discomfort loop's body, which takes what they give it from outside (see compat.NATIVE_LOOP_CLASSES). A
+    native loop that a Discomfort body holds is not among them: it goes into the body whole."""
+    native = {node_id for node_id, node in prompt.items() if node.get("class_type") in compat.NATIVE_LOOP_CLASSES}
+    if not native:
+        return native
+    graph = Graph.of(prompt)
+    loops = {node_id for node_id, node in prompt.items() if node.get("class_type") in LOOP_CLASSES}
+    ends = {node_id for node_id in native if prompt[node_id]["class_type"] != compat.NATIVE_LOOP_START}
+    fixed: set[str] = set()
+    for start in native - ends:
+        inside = graph.descendants({start})
+        if loops & inside:
+            fixed |= {start} | graph.ancestors({start}) | (ends & inside)
+    return fixed
+
+
+def _fed_from_outside(body: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """`body` with each link to a node outside it (one that stays outside: see `native_loop_nodes`) taken from an
+    entry port of its own, and the loop node's inputs that feed those ports (`FEED_INPUT` + uid -> the link)."""
+    feeds: dict[str, list[Any]] = {}
+    rewired = dict(body)
+    for node_id, node in body.items():
+        inputs = node.get("inputs") or {}
+        outside = {key: value for key, value in inputs.items() if is_link(value) and value[0] not in body}
+        if not outside:
+            continue
+        for key, (source, slot) in outside.items():
+            uid = f"~{source}.{slot}"
+            port_id = f"{source}.{slot}{FEED_SUFFIX}"
+            rewired[port_id] = {"class_type": PORT, "inputs": {"unique_id": uid, "tags": name},
+                                "_meta": {"title": f"from node {source}"}}  # fmt: skip
+            feeds[FEED_INPUT + uid] = [source, slot]
+            inputs = {**inputs, key: [port_id, 0]}
+        rewired[node_id] = {**node, "inputs": inputs}
+    return rewired, feeds
 
 
 def settings_problems(loop_id: str, inputs: Mapping[str, Any], body: LoopBody) -> list[Problem]:

@@ -235,9 +235,14 @@ class DiscomfortFolderLoop(DiscomfortLoop):
         }  # fmt: skip
 
     def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
-            prompt: dict, unique_id: str, workers: int = 0, extra_pnginfo: Any = None,
-            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None) -> dict:  # fmt: skip
+            prompt: dict, unique_id: str, workers: int = 0, extra_pnginfo: Any = None, dynprompt: Any = None,
+            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
+            **outside: Any) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
+        from ..executor.loop_node import feeds
+
+        self._called_as(unique_id, dynprompt, prompt)
+        unique_id = self.loop_id
 
         path, files = _folder_files(folder, filter, custom_pattern, f"loop {unique_id}")
         if not files:
@@ -269,9 +274,8 @@ class DiscomfortFolderLoop(DiscomfortLoop):
             complete = start_index + record.iterations >= len(files)
             return (json.dumps(status), processed, len(skipped), complete), {}
 
-        return self.loop(
-            plan, settings, unique_id, hidden, results, per_iteration=per_iteration, fan_out=fan_out, prompt=prompt
-        )
+        return self.loop(plan, settings, unique_id, hidden, results, initial=feeds(outside),
+                         per_iteration=per_iteration, fan_out=fan_out, prompt=prompt)  # fmt: skip
 
 
 def _folder_files(folder: Any, filter: str, custom_pattern: Any, where: str) -> tuple[Path, list[Path]]:

@@ -21,7 +21,7 @@ takes time in proportion to its size, whatever its nesting.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,11 +88,15 @@ class PortGraph:
     Args:
         graph: the prompt or workflow (or a `Graph` of it).
         defs: node definitions (class type -> NodeDef), to type the ports of API prompts.
+        fixed: nodes that stay in the run around every loop, never pulled into a body (ComfyUI's own loop
+            boundaries, and what feeds them): a body's walks stop at them, and what they give a body enters it
+            from outside (`feeds`).
     """
 
     def __init__(self, graph: Mapping[str, Any] | Graph, *, defs: Mapping[str, Any] | None = None,
-                 port_class: str = PORT_CLASS):  # fmt: skip
+                 port_class: str = PORT_CLASS, fixed: Collection[str] = ()):  # fmt: skip
         self.graph = Graph.of(graph)
+        self.fixed = frozenset(fixed)
         self._source = graph if isinstance(graph, Mapping) else None
         self._ui = self._source is not None and detect_format(self._source) == "ui"
         self._ports = {port.node_id: port for port in scan_ports(self.graph, port_class, defs)}
@@ -191,9 +195,9 @@ class PortGraph:
                 for exit_id in self._loop_parents[inner_id]:
                     implied.setdefault(exit_id, set()).add(inner_id)
             # A loop inside runs whenever its body's inputs change, so what it feeds is part of this loop's core.
-            grown = self.graph.descendants(core, implied) - core
+            grown = self.graph.descendants(core, implied, self.fixed) - core
             core |= grown
-            nodes |= grown | self.graph.ancestors(grown - nodes)
+            nodes |= grown | self.graph.ancestors(grown - nodes, stop=self.fixed)
         if loop_id in nodes:
             raise WorkflowError(
                 f"loop {loop_id} is inside the body of a loop that is inside its own body {walk.name!r}"
@@ -222,8 +226,8 @@ class PortGraph:
                     "where values enter and leave the loop"
                 )
             ids = {port.node_id for port in tagged}
-            core = ids | self.graph.descendants(ids)
-            nodes = core | self.graph.ancestors(core)
+            core = ids | self.graph.descendants(ids, stop=self.fixed)
+            nodes = core | self.graph.ancestors(core, stop=self.fixed)
             self._walks[loop_id] = _Walk(name, tagged, frozenset(core), frozenset(nodes),
                                          frozenset(nodes & self._loop_set - {loop_id}))  # fmt: skip
         walk = self._walks[loop_id]

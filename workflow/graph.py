@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -224,14 +224,17 @@ class Graph:
         """The links out of a node."""
         return self._outgoing.get(node_id, [])
 
-    def ancestors(self, start: Iterable[str], also: Mapping[str, set[str]] | None = None) -> set[str]:
+    def ancestors(self, start: Iterable[str], also: Mapping[str, set[str]] | None = None,
+                  stop: Collection[str] = ()) -> set[str]:  # fmt: skip
         """Every node upstream of `start` (not `start` itself, unless a cycle leads back to it). `also` adds
-        parents no link shows (node -> nodes it depends on), such as a loop's dependence on its body."""
-        return _walk(start, self._parents, also)
+        parents no link shows (node -> nodes it depends on), such as a loop's dependence on its body; nodes in
+        `stop` are neither entered nor passed through."""
+        return _walk(start, self._parents, also, stop)
 
-    def descendants(self, start: Iterable[str], also: Mapping[str, set[str]] | None = None) -> set[str]:
+    def descendants(self, start: Iterable[str], also: Mapping[str, set[str]] | None = None,
+                    stop: Collection[str] = ()) -> set[str]:  # fmt: skip
         """Every node downstream of `start`; `also` adds children no link shows (node -> nodes depending on it)."""
-        return _walk(start, self._children, also)
+        return _walk(start, self._children, also, stop)
 
     def order(self) -> list[str]:
         """Node ids, each after everything that feeds it (ties in id order). Raises `WorkflowError` on a cycle."""
@@ -266,13 +269,14 @@ class Graph:
         return [*cycle, cycle[0]]
 
 
-def _walk(start: Iterable[str], edges: Mapping[str, set[str]], also: Mapping[str, set[str]] | None) -> set[str]:
+def _walk(start: Iterable[str], edges: Mapping[str, set[str]], also: Mapping[str, set[str]] | None,
+          stop: Collection[str] = ()) -> set[str]:  # fmt: skip
     seen: set[str] = set()
     queue = deque(start)
     while queue:
         current = queue.popleft()
         for nxt in (*edges.get(current, ()), *(also.get(current, ()) if also else ())):
-            if nxt not in seen:
+            if nxt not in seen and nxt not in stop:
                 seen.add(nxt)
                 queue.append(nxt)
     return seen
