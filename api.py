@@ -44,13 +44,16 @@ class Runtime:
         comfyui: the ComfyUI folder.
         output_directory: where save nodes write (ComfyUI's output folder by default).
         input_directory, user_directory: ComfyUI's input and user folders.
+        custom_nodes: custom_nodes folders to load besides ComfyUI's own.
+        api_nodes: load ComfyUI's API (partner) nodes too.
     """
 
     def __init__(self, comfyui: str | os.PathLike | None = None, *, output_directory: str | os.PathLike | None = None,
-                 input_directory: str | os.PathLike | None = None,
-                 user_directory: str | os.PathLike | None = None):  # fmt: skip
+                 input_directory: str | os.PathLike | None = None, user_directory: str | os.PathLike | None = None,
+                 custom_nodes: Sequence[str | os.PathLike] = (), api_nodes: bool = False):  # fmt: skip
         self._options = dict(output_directory=output_directory, input_directory=input_directory,
-                             user_directory=user_directory)  # fmt: skip
+                             user_directory=user_directory, extra_custom_node_dirs=tuple(custom_nodes),
+                             api_nodes=api_nodes)  # fmt: skip
         self._comfyui = comfyui
         self._comfy: Any = None
         self._runner: Any = None
