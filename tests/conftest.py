@@ -49,6 +49,7 @@ def comfy(tmp_path_factory):
         comfyui_root(),
         custom_node_dirs=[base / "custom_nodes"],
         register_discomfort=False,
+        api_nodes=True,  # their node classes: the official templates use them, and the converter must know them
         output_directory=base / "output",
         input_directory=base / "input",
         temp_directory=base / "temp",
