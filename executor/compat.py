@@ -206,8 +206,8 @@ def start_dynamic_vram(args: Any) -> bool:
     import comfy_aimdo.control
 
     headroom = None if getattr(args, "reserve_vram", None) is None else int(args.reserve_vram * 1024**3)
-    for keywords in ({"simple_vram_headroom": headroom, "nvml_pressure": not getattr(args, "disable_nvml_pressure",
-                                                                                       False)},
+    pressure = not getattr(args, "disable_nvml_pressure", False)
+    for keywords in ({"simple_vram_headroom": headroom, "nvml_pressure": pressure},
                      {"simple_vram_headroom": headroom}, {}):  # fmt: skip
         try:
             comfy_aimdo.control.init(**keywords)
@@ -270,9 +270,9 @@ def prompt_server(server_class: type, loop: Any) -> Any:
 def outer_cache() -> tuple[Any, dict[str, float]]:
     """The cache main.py gives the server's executor, for the one an embedded ComfyUI runs prompts on.
 
-    Since 0.33 (where `--cache-classic` appeared) RAM_PRESSURE is the default, with an active headroom of 10% of
-    RAM (2 to 10 GB) and an inactive one of all RAM (at most 128 GB); before, CLASSIC. Command-line choices do not
-    exist here, so ComfyUI's defaults stand.
+    Since mid-2026 (0.33 has it; `--cache-classic` appeared with it) RAM_PRESSURE is the default, with an active
+    headroom of 10% of RAM (2 to 10 GB) and an inactive one of all RAM (at most 128 GB); before (0.3.75), CLASSIC.
+    Command-line choices do not exist here, so ComfyUI's defaults stand.
     """
     import comfy.model_management
     import execution
