@@ -45,16 +45,20 @@ class Runtime:
         comfyui: the ComfyUI folder.
         output_directory: where save nodes write (ComfyUI's output folder by default).
         input_directory, user_directory, temp_directory: ComfyUI's input, user and temp folders.
-        custom_nodes: custom_nodes folders to load (ComfyUI's own when None).
+        custom_nodes: the custom_nodes folders to load instead of ComfyUI's own (its own when None).
+        extra_custom_nodes: custom_nodes folders to load besides those.
+        api_nodes: load ComfyUI's API (partner) nodes too.
     """
 
     def __init__(self, comfyui: str | os.PathLike | None = None, *, output_directory: str | os.PathLike | None = None,
                  input_directory: str | os.PathLike | None = None, user_directory: str | os.PathLike | None = None,
                  temp_directory: str | os.PathLike | None = None,
-                 custom_nodes: Sequence[str | os.PathLike] | None = None):  # fmt: skip
+                 custom_nodes: Sequence[str | os.PathLike] | None = None,
+                 extra_custom_nodes: Sequence[str | os.PathLike] = (), api_nodes: bool = False):  # fmt: skip
         self._options = dict(output_directory=output_directory, input_directory=input_directory,
                              user_directory=user_directory, temp_directory=temp_directory,
-                             custom_node_dirs=custom_nodes)  # fmt: skip
+                             custom_node_dirs=custom_nodes, extra_custom_node_dirs=tuple(extra_custom_nodes),
+                             api_nodes=api_nodes)  # fmt: skip
         self._comfyui = comfyui
         self._comfy: Any = None
         self._runner: Any = None

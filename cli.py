@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=Path, default=Path("output"), help="folder for images (default: ./output)")
     run.add_argument("--input-dir", type=Path, help="ComfyUI's input folder, where image loaders look")
     run.add_argument("--comfyui", type=Path, help="the ComfyUI folder to boot (default: $COMFYUI_PATH)")
+    _node_options(run)
 
     ports = commands.add_parser("ports", help="list a workflow's ports and what it takes and gives")
     ports.add_argument("workflow", type=Path)
@@ -93,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("workflow", type=Path)
     convert.add_argument("-o", "--output", type=Path, required=True, help="the API-format file to write")
     convert.add_argument("--comfyui", type=Path, help="the ComfyUI whose node definitions to use")
+    _node_options(convert)
     return parser
+
+
+def _node_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--custom-nodes", action="append", default=[], type=Path, metavar="DIR",
+                         help="a custom_nodes folder to load besides ComfyUI's own (repeatable)")  # fmt: skip
+    command.add_argument("--api-nodes", action="store_true", help="load ComfyUI's API (partner) nodes too")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         raise WorkflowError(f"--folder {args.folder}: no such folder")
     output = args.output.resolve()
     started = time.perf_counter()
-    with Runtime(args.comfyui, output_directory=output, input_directory=args.input_dir) as runtime:
+    with Runtime(args.comfyui, output_directory=output, input_directory=args.input_dir,
+                 extra_custom_nodes=args.custom_nodes, api_nodes=args.api_nodes) as runtime:  # fmt: skip
         booted = time.perf_counter()
         one = args.folder is None and args.iterations < 2
         bar = tqdm(total=args.iterations, unit="it", desc="items" if args.folder or args.workers else "iterations",
@@ -234,7 +243,7 @@ def _stitch(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .api import Runtime
 
-    with Runtime(args.comfyui) as runtime:
+    with Runtime(args.comfyui, extra_custom_nodes=args.custom_nodes, api_nodes=args.api_nodes) as runtime:
         _write_json(args.output, runtime.load(args.workflow))
     print(args.output)
     return EXIT_OK

@@ -248,15 +248,14 @@ class Strategies:
             assert run.status == "success", run.messages[-3:]
         return time.perf_counter() - started
 
-    @staticmethod
-    def _bare(n: int, heavy: bool, execute: Callable[[Any, dict, str], None]) -> float:
-        """A body prompt run N times on one PromptExecutor, the previous result handed in by BenchSource."""
+    def _bare(self, n: int, heavy: bool, execute: Callable[[Any, dict, str], None]) -> float:
+        """A body prompt run N times on one PromptExecutor, the previous result handed in by BenchSource; it talks
+        to the embedded ComfyUI's headless server, as the prompts the engine runs do."""
         import execution
 
         from discomfort.executor import compat
-        from discomfort.executor.embedded import HeadlessServer
 
-        executor = execution.PromptExecutor(HeadlessServer(), cache_type=execution.CacheType.CLASSIC,
+        executor = execution.PromptExecutor(self.comfy.server, cache_type=execution.CacheType.CLASSIC,
                                             cache_args=compat.cache_args())  # fmt: skip
         body = {"body": body_node(heavy, ["src", 0]),
                 "sink": {"class_type": "BenchSink", "inputs": {"value": ["body", 0]}}}  # fmt: skip

@@ -15,13 +15,24 @@ Covers 0.3.75 through the newest releases (comfyui-internals.md):
   how the frontend counts a prompt's total progress (`execution_cached` and `executed` mark nodes done).
 - how ComfyUI reports a failed node (`PromptExecutor.add_message`): the message dict it appends to its status
   messages is the one it sends, so amending it on the way out amends the history too.
+- the embedded boot (executor/embedded.py), which follows main.py's `start_comfyui`: the server's constructor
+  (0.38 adds an asset manager), the files naming extra paths (0.38 adds extra_paths.yaml), the cache main.py
+  gives its executor (RAM_PRESSURE by default since 0.33), dynamic VRAM (0.33+), custom-node governance (0.38)
+  and what main.py re-applies after custom nodes load.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import inspect
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def cache_args() -> dict[str, float]:
@@ -166,3 +177,147 @@ def escapes_native_loop(node_errors: Any) -> bool:
         for report in (node_errors or {}).values()
         for error in report.get("errors", [])
     )
+
+
+# --- the embedded boot: what main.py does before and after custom nodes load ----------------------------------------
+
+
+def prepare_args(args: Any) -> None:
+    """Set ComfyUI's `args` for a process that never parses a command line (its defaults otherwise stand).
+
+    Only `cpu` is set, when torch sees no CUDA device: on a CUDA build of torch without a GPU (as here), importing
+    comfy.model_management fails otherwise (every version). Where API nodes load is chosen by the argument to
+    `init_extra_nodes`, as main.py does, not by `args.disable_api_nodes`: since 0.38 that flag is a deprecated alias
+    resolved while parsing the command line, so setting it later does nothing.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        args.cpu = True
+
+
+def extra_path_configs(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The path files in ComfyUI's root main.py loads, as (file, keyword arguments to load_extra_path_config).
+
+    0.3.75 and 0.33 read `extra_model_paths.yaml`; 0.38 reads `extra_paths.yaml` first (system folders allowed)
+    and then ignores the older file. The keyword is passed only where `load_extra_path_config` takes it.
+    """
+    import utils.extra_config
+
+    newer, older = root / "extra_paths.yaml", root / "extra_model_paths.yaml"
+    takes = inspect.signature(utils.extra_config.load_extra_path_config).parameters
+    if newer.is_file() and "allow_system_dirs" in takes:
+        return [(newer, {"allow_system_dirs": True})]
+    return [(older, {})] if older.is_file() else []
+
+
+def initialize_governance() -> None:
+    """0.38's custom-node policy (`app/governance.py`): main.py initializes it before any pack's code runs, and a
+    pack the user's organisation refuses must stay refused headless too. Absent before 0.38."""
+    if importlib.util.find_spec("app.governance") is None:
+        return
+    from app import governance
+
+    governance.initialize()
+
+
+def start_dynamic_vram(args: Any) -> bool:
+    """Dynamic VRAM (0.33+, comfy-aimdo), first half: main.py starts comfy-aimdo before torch's models are set up.
+
+    Only where ComfyUI's own rule (`comfy.cli_args.enables_dynamic_vram`) enables it: never with `args.cpu`, so
+    never on a machine without a GPU. Older comfy-aimdo releases take fewer keywords; they are tried in turn.
+    """
+    import comfy.cli_args
+
+    enables = getattr(comfy.cli_args, "enables_dynamic_vram", None)
+    if enables is None or not enables():
+        return False
+    import comfy_aimdo.control
+
+    headroom = None if getattr(args, "reserve_vram", None) is None else int(args.reserve_vram * 1024**3)
+    pressure = not getattr(args, "disable_nvml_pressure", False)
+    for keywords in ({"simple_vram_headroom": headroom, "nvml_pressure": pressure},
+                     {"simple_vram_headroom": headroom}, {}):  # fmt: skip
+        try:
+            comfy_aimdo.control.init(**keywords)
+            return True
+        except TypeError:
+            continue
+    return False
+
+
+def enable_dynamic_vram(args: Any, started: bool) -> None:
+    """Dynamic VRAM, second half, once comfy.model_management knows the devices: as main.py, on NVIDIA and on AMD
+    with ROCm 7.14+, with torch 2.8+, models are patched by ComfyUI's dynamic patcher."""
+    if not started:
+        return
+    import comfy.memory_management
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy_aimdo.control
+
+    supported = mm.is_nvidia() or (mm.is_amd() and getattr(mm, "rocm_version", (0, 0)) >= (7, 14))
+    if not supported or mm.torch_version_numeric < (2, 8):
+        log.warning("dynamic VRAM needs an NVIDIA GPU (or ROCm 7.14+) and torch 2.8+; ComfyUI's older patcher runs")
+        return
+    devices = mm.get_all_torch_devices()
+    headroom = int(getattr(args, "vram_headroom", 0) * 1024**3)
+    try:
+        ready = comfy_aimdo.control.init_devices((device.index, headroom) for device in devices)
+    except TypeError:  # comfy-aimdo 0.4.9 takes device indices alone
+        ready = comfy_aimdo.control.init_devices(device.index for device in devices)
+    if ready:
+        comfy.model_patcher.CoreModelPatcher = comfy.model_patcher.ModelPatcherDynamic
+        comfy.memory_management.aimdo_enabled = True
+        log.info("ComfyUI's dynamic VRAM enabled")
+
+
+def prompt_server(server_class: type, loop: Any) -> Any:
+    """An instance of ComfyUI's PromptServer (or a subclass), constructed as main.py does and never started.
+
+    - 0.38 takes an asset manager: the disabled one (`NoAssets`), so a headless run starts no asset database or
+      file scans (the executor's own default is the same).
+    - every version serves its frontend package from the server's constructor, and exits the process when that
+      package is missing (`FrontendManager.default_frontend_path`); a headless process serves no pages, so then
+      an empty folder stands in for it.
+    """
+    from comfy.cli_args import args
+
+    if args.front_end_root is None and importlib.util.find_spec("comfyui_frontend_package") is None:
+        import folder_paths
+
+        args.front_end_root = os.path.join(folder_paths.get_temp_directory(), "no-frontend")
+        os.makedirs(args.front_end_root, exist_ok=True)
+    extra = []
+    if "asset_manager" in inspect.signature(server_class.__init__).parameters:
+        from app.assets.manager import NoAssets
+
+        extra.append(NoAssets(args))
+    return server_class(loop, *extra)
+
+
+def outer_cache() -> tuple[Any, dict[str, float]]:
+    """The cache main.py gives the server's executor, for the one an embedded ComfyUI runs prompts on.
+
+    Since mid-2026 (0.33 has it; `--cache-classic` appeared with it) RAM_PRESSURE is the default, with an active
+    headroom of 10% of RAM (2 to 10 GB) and an inactive one of all RAM (at most 128 GB); before (0.3.75), CLASSIC.
+    Command-line choices do not exist here, so ComfyUI's defaults stand.
+    """
+    import comfy.model_management
+    import execution
+    from comfy.cli_args import args
+
+    if not hasattr(args, "cache_classic"):
+        return execution.CacheType.CLASSIC, cache_args()
+    total_gb = comfy.model_management.total_ram / 1024.0
+    ram = {"ram": min(10.0, max(2.0, total_gb * 0.10)), "ram_inactive": min(128.0, total_gb)}
+    return execution.CacheType.RAM_PRESSURE, {**cache_args(), **ram}
+
+
+def after_custom_nodes() -> None:
+    """What main.py re-applies once custom nodes are imported: cuDNN's benchmark policy (0.33+), which some packs
+    set at import."""
+    import comfy.model_management
+
+    if hasattr(comfy.model_management, "set_cudnn_benchmark"):
+        comfy.model_management.set_cudnn_benchmark()

@@ -14,13 +14,14 @@ import os
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ComfyNotFoundError, ExecutionError, PromptValidationError
-from . import compat
+from . import compat, outcome
 from .outcome import amend
 
 log = logging.getLogger(__name__)
@@ -30,30 +31,31 @@ HEADLESS_CLIENT = "discomfort-headless"
 T = TypeVar("T")
 
 
-class HeadlessServer:
-    """Stands in for ComfyUI's PromptServer when there is no server: the executor only needs these members.
+def headless_server(server_module: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    """ComfyUI's own PromptServer for a process without a server: built as main.py builds it, never started.
 
-    Messages are logged at debug level and handed to `listeners` (callables taking event and data).
+    It is `PromptServer.instance`, so node packs that register routes or on-prompt handlers at import, or reach
+    for the node-replacement manager, find what they do on a server. Only delivery differs: what the real one
+    queues for its websocket goes to `listeners` (callables taking event and data), synchronously; nothing listens
+    on a socket.
     """
 
-    def __init__(self) -> None:
-        self.client_id: str | None = None
-        self.last_node_id: str | None = None
-        self.last_prompt_id: str | None = None
-        self.sockets_metadata: dict = {}
-        self.listeners: list = []
+    class HeadlessPromptServer(server_module.PromptServer):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.listeners: list[Callable[[Any, Any], None]] = []
+            self.last_prompt_id: str | None = None  # main.py's prompt worker keeps it; the progress hook reads it
 
-    def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
-        if not amend(event, data):
-            return
-        for listener in list(self.listeners):
-            listener(event, data)
+        def send_sync(self, event: Any, data: Any, sid: str | None = None) -> None:
+            if not amend(event, data):
+                return
+            for listener in list(self.listeners):
+                listener(event, data)
 
-    def send_progress_text(self, text: str, node_id: str, sid: str | None = None) -> None:
-        self.send_sync("progress_text", {"text": text, "node_id": node_id})
+        # Amended here already: outcome.install, which Discomfort's server hook calls on the server, leaves it be.
+        send_sync.discomfort_amends = True  # type: ignore[attr-defined]
 
-    def queue_updated(self) -> None:
-        pass
+    return compat.prompt_server(HeadlessPromptServer, loop)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class RunResult:
 @dataclass
 class EmbeddedComfy:
     root: Path
-    server: HeadlessServer
+    server: Any  # headless_server()'s, also PromptServer.instance
     _prompt_executor: Any = None
     # Prompts and loops run one at a time (ComfyUI's executor and globals are not reentrant) on a thread of their
     # own, as on ComfyUI's server (its prompt_worker). Not only for fidelity: glibc's main-thread heap returns
@@ -88,9 +90,8 @@ class EmbeddedComfy:
         import execution
 
         if self._prompt_executor is None:
-            self._prompt_executor = execution.PromptExecutor(
-                self.server, cache_type=execution.CacheType.CLASSIC, cache_args=compat.cache_args()
-            )
+            cache_type, cache_args = compat.outer_cache()
+            self._prompt_executor = execution.PromptExecutor(self.server, cache_type=cache_type, cache_args=cache_args)
         return self._prompt_executor
 
     @property
@@ -119,8 +120,8 @@ class EmbeddedComfy:
         from .plan import prepare_prompt
 
         prompt_id = prompt_id or str(uuid.uuid4())
-        # What ComfyUI's server does to every queued prompt through Discomfort's on-prompt hook.
-        prompt = {node_id: dict(node) for node_id, node in prepare_prompt(prompt).items()}
+        prompt, extra_data = self._on_prompt(prepare_prompt(prompt), dict(extra_data or {}))
+        prompt = {node_id: dict(node) for node_id, node in prompt.items()}
         messages: list[tuple[str, Any]] = []
 
         def record(event: str, data: Any) -> None:
@@ -135,7 +136,7 @@ class EmbeddedComfy:
                 executor = self._executor()
                 self.server.last_prompt_id = prompt_id
                 # A client id, as the frontend sends one: ComfyUI sends most messages only to a client.
-                executor.execute(prompt, prompt_id, {"client_id": HEADLESS_CLIENT, **(extra_data or {})}, outputs)
+                executor.execute(prompt, prompt_id, {"client_id": HEADLESS_CLIENT, **extra_data}, outputs)
                 return executor
             finally:
                 self.server.listeners.remove(record)
@@ -144,6 +145,21 @@ class EmbeddedComfy:
         if not executor.success:
             raise execution_error_from(executor.status_messages)
         return RunResult(prompt_id, dict(executor.history_result.get("outputs", {})), messages)
+
+    def _on_prompt(self, prompt: dict[str, Any], extra_data: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+        """What ComfyUI's server does to a queued prompt before validating it: every on-prompt handler a pack
+        registered, in order, a failing one logged and passed over. Discomfort's own (which prepares loops) has
+        run already, called directly so that its errors reach the caller."""
+        data: dict[str, Any] = {"prompt": prompt, "extra_data": extra_data}
+        for handler in list(self.server.on_prompt_handlers):
+            if getattr(handler, "discomfort_hook", False):
+                continue
+            try:
+                data = handler(data)
+            except Exception:
+                log.warning("an on-prompt handler (%s) failed; passed over, as ComfyUI's server does", handler,
+                            exc_info=True)  # fmt: skip
+        return data["prompt"], data.get("extra_data") or {}
 
     def call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`function(*args, **kwargs)` on the prompt thread, after whatever runs there; its result or exception.
@@ -218,7 +234,9 @@ def boot(
     comfyui_path: str | os.PathLike | None = None,
     *,
     custom_node_dirs: Iterable[str | os.PathLike] | None = None,
+    extra_custom_node_dirs: Iterable[str | os.PathLike] = (),
     register_discomfort: bool = True,
+    api_nodes: bool = False,
     output_directory: str | os.PathLike | None = None,
     input_directory: str | os.PathLike | None = None,
     temp_directory: str | os.PathLike | None = None,
@@ -228,11 +246,14 @@ def boot(
 
     Args:
         comfyui_path: the ComfyUI folder; defaults to $COMFYUI_PATH.
-        custom_node_dirs: custom_nodes folders to load through ComfyUI's own loader; ComfyUI's own
-            `custom_nodes` folder when None.
+        custom_node_dirs: the custom_nodes folders to load through ComfyUI's own loader, instead of ComfyUI's
+            (its `custom_nodes` folder and those its extra_model_paths.yaml names).
+        extra_custom_node_dirs: custom_nodes folders to load besides those.
         register_discomfort: register this package's nodes directly, so that the nodes and the code calling
             `boot()` share one copy of Discomfort's modules. Leave it off when a custom_nodes folder already
             holds Discomfort.
+        api_nodes: load ComfyUI's API (partner) nodes too, as its server does unless told not to. Off by default:
+            they call paid services and slow the boot.
         output_directory, input_directory, temp_directory, user_directory: ComfyUI's folders; ComfyUI's
             defaults under its root when None.
     """
@@ -243,65 +264,119 @@ def boot(
                 raise ComfyNotFoundError(f"ComfyUI at {_embedded.root} is already booted in this process")
             return _embedded
         root = find_comfyui(comfyui_path)
-        _embedded = _boot(
-            root,
-            custom_node_dirs,
-            register_discomfort,
-            output_directory,
-            input_directory,
-            temp_directory,
-            user_directory,
-        )
+        folders = {"output": output_directory, "input": input_directory, "temp": temp_directory,
+                   "user": user_directory}  # fmt: skip
+        _embedded = _boot(root, custom_node_dirs, tuple(extra_custom_node_dirs), register_discomfort, api_nodes,
+                          folders)  # fmt: skip
         return _embedded
 
 
-def _boot(
-    root, custom_node_dirs, register_discomfort, output_directory, input_directory, temp_directory, user_directory
-):
+def _boot(root, custom_node_dirs, extra_custom_node_dirs, register_discomfort, api_nodes, folders) -> EmbeddedComfy:
+    """The steps of ComfyUI's main.py (`start_comfyui` and what precedes it) that a process without a listening
+    server needs, in main.py's order."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    import torch
     from comfy.cli_args import args
 
-    # Before comfy.model_management is imported: a CUDA build of torch on a machine without a GPU fails otherwise.
-    if not torch.cuda.is_available():
-        args.cpu = True
-    args.disable_api_nodes = True
+    compat.prepare_args(args)  # before comfy.model_management is imported
     import folder_paths
 
-    for setter, path in (
-        (folder_paths.set_output_directory, output_directory),
-        (folder_paths.set_input_directory, input_directory),
-        (folder_paths.set_temp_directory, temp_directory),
-        (folder_paths.set_user_directory, user_directory),
-    ):
-        if path is not None:
-            Path(path).mkdir(parents=True, exist_ok=True)
-            setter(str(Path(path).resolve()))
-    if custom_node_dirs is not None:
-        folder_paths.folder_names_and_paths["custom_nodes"] = (
-            [str(Path(d).resolve()) for d in custom_node_dirs],
-            set(),
-        )
     # `utils.extra_config` must be imported before `nodes`, which puts ROOT/comfy (with its own `utils`) first on
     # sys.path.
-    import utils.extra_config  # noqa: F401
+    import utils.extra_config
+
+    _set_paths(root, folder_paths, utils.extra_config, custom_node_dirs, extra_custom_node_dirs, folders)
+    compat.initialize_governance()
+    _run_prestartup_scripts(folder_paths)
+    dynamic_vram = compat.start_dynamic_vram(args)
 
     # isort: split
     import execution  # noqa: F401
+    import hook_breaker_ac10a0
     import server
 
     import nodes
 
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    compat.enable_dynamic_vram(args, dynamic_vram)
+    if getattr(server.PromptServer, "instance", None) is not None:
+        raise ComfyNotFoundError("a ComfyUI server already runs in this process: run loops there through its nodes")
+    # A loop of its own, as main.py makes, for the server and the node loaders; never run once they have loaded.
+    loop = asyncio.new_event_loop()
+    headless = headless_server(server, loop)  # PromptServer.instance from here on, before any pack is imported
+    outcome.install(headless)  # progress text a body's nodes send it goes through the body's proxy
+    hook_breaker_ac10a0.save_functions()
+    try:
+        loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=api_nodes))
+        compat.after_custom_nodes()
+    finally:
+        hook_breaker_ac10a0.restore_functions()
     if register_discomfort:
         _register_self(nodes)
-    headless = HeadlessServer()
-    # Some nodes reach for the global server to report progress; give them the headless one when none runs.
-    if getattr(server.PromptServer, "instance", None) is None:
-        server.PromptServer.instance = headless
+    with warnings.catch_warnings():
+        # A few of ComfyUI's own handlers are plain functions, which aiohttp deprecates: nothing to act on here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        headless.add_routes()
+    _report_progress(headless)
     log.info("ComfyUI at %s booted in-process with %d node classes", root, len(nodes.NODE_CLASS_MAPPINGS))
     return EmbeddedComfy(root, headless)
+
+
+def _set_paths(root, folder_paths, extra_config, custom_node_dirs, extra_custom_node_dirs, folders) -> None:
+    """ComfyUI's folders as main.py's `apply_custom_paths` sets them: the root's path file first, then the folders
+    asked for, then the model folders under the output folder that ComfyUI's save nodes write to."""
+    for config, keywords in compat.extra_path_configs(root):
+        extra_config.load_extra_path_config(str(config), **keywords)
+    setters = {"output": folder_paths.set_output_directory, "input": folder_paths.set_input_directory,
+               "temp": folder_paths.set_temp_directory, "user": folder_paths.set_user_directory}  # fmt: skip
+    for name, path in folders.items():
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            setters[name](str(Path(path).resolve()))
+    for kind in ("checkpoints", "clip", "vae", "diffusion_models", "loras"):
+        folder_paths.add_model_folder_path(kind, os.path.join(folder_paths.get_output_directory(), kind))
+    if custom_node_dirs is not None:
+        folder_paths.folder_names_and_paths["custom_nodes"] = ([str(Path(d).resolve()) for d in custom_node_dirs],
+                                                               set())  # fmt: skip
+    for folder in extra_custom_node_dirs:
+        folder_paths.add_model_folder_path("custom_nodes", str(Path(folder).resolve()))
+
+
+def _run_prestartup_scripts(folder_paths: Any) -> None:
+    """Each custom node pack's `prestartup_script.py`, before ComfyUI's nodes are imported, as main.py runs them; a
+    failing one is logged, and its pack still loads (or fails) on its own."""
+    import importlib.util
+
+    for folder in folder_paths.get_folder_paths("custom_nodes"):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            script = os.path.join(folder, name, "prestartup_script.py")
+            if name.endswith(".disabled") or not os.path.isfile(script):
+                continue
+            try:
+                spec = importlib.util.spec_from_file_location(os.path.splitext(script)[0], script)
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            except Exception:
+                log.exception("the start-up script of %s failed", os.path.join(folder, name))
+
+
+def _report_progress(headless: Any) -> None:
+    """Progress bars' reports, as main.py's `hijack_progress` sends them, to the headless server's listeners; like
+    it, the hook stops a node between two steps when an interrupt is pending (Ctrl-C)."""
+    import comfy.model_management
+    import comfy.utils
+    from comfy_execution.progress import get_progress_state
+
+    def hook(value, total, preview_image, prompt_id=None, node_id=None):
+        context = compat.executing_context()
+        prompt_id = prompt_id or getattr(context, "prompt_id", None) or headless.last_prompt_id
+        node_id = node_id or getattr(context, "node_id", None) or headless.last_node_id
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        get_progress_state().update_progress(node_id, value, total, preview_image)
+        headless.send_sync("progress", {"value": value, "max": total, "prompt_id": prompt_id, "node": node_id},
+                           headless.client_id)  # fmt: skip
+
+    comfy.utils.set_progress_bar_global_hook(hook)
 
 
 def _register_self(nodes_module: Any) -> None:

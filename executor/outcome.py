@@ -79,8 +79,6 @@ def install(server: Any) -> None:
     ComfyUI offers no hook on outgoing messages; `send_sync` and `send_progress_text` are the doors they go
     through, so they are wrapped on this one server object (not on the class), keeping whatever they were.
     """
-    if getattr(server.send_sync, "discomfort_amends", False):
-        return
     original, original_text = server.send_sync, getattr(server, "send_progress_text", None)
 
     def send_sync(event: Any, data: Any, sid: Any = None) -> Any:
@@ -101,8 +99,10 @@ def install(server: Any) -> None:
             _routing.active = False
 
     send_sync.discomfort_amends = True  # type: ignore[attr-defined]
-    server.send_sync = send_sync
-    if original_text is not None:
+    send_progress_text.discomfort_amends = True  # type: ignore[attr-defined]
+    if not getattr(original, "discomfort_amends", False):
+        server.send_sync = send_sync
+    if original_text is not None and not getattr(original_text, "discomfort_amends", False):
         server.send_progress_text = send_progress_text
 
 

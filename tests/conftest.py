@@ -19,6 +19,8 @@ from comfy_client import comfy_server, link_custom_node
 
 REPO = Path(__file__).resolve().parent.parent
 TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes" / "discomfort_testing"
+# A pack that registers a route and an on-prompt handler on ComfyUI's server while it is imported.
+SERVER_PACK = Path(__file__).resolve().parent / "testing_nodes" / "discomfort_server_pack"
 # Deliberately not "discomfort": ComfyUI must load the pack whatever its folder is called.
 CUSTOM_NODE_NAME = "comfyui-discomfort"
 VUE_NODES = "Comfy.VueNodes.Enabled"  # the frontend setting that switches to Nodes 2.0, the Vue renderer
@@ -35,6 +37,7 @@ def comfyui_root() -> Path:
 def install_custom_nodes(folder: Path) -> None:
     link_custom_node(folder, REPO, CUSTOM_NODE_NAME)
     link_custom_node(folder, TESTING_NODES, "discomfort_testing")
+    link_custom_node(folder, SERVER_PACK, "discomfort_server_pack")
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +51,7 @@ def comfy(tmp_path_factory):
         comfyui_root(),
         custom_node_dirs=[base / "custom_nodes"],
         register_discomfort=False,
+        api_nodes=True,  # their node classes: the official templates use them, and the converter must know them
         output_directory=base / "output",
         input_directory=base / "input",
         temp_directory=base / "temp",

@@ -327,3 +327,162 @@ def test_slots_named_as_the_definition_or_not_at_all_stay_where_they_are():
     links = [(4, 1, 3, 4, 0, "*"), (5, 2, 3, 5, 0, "*"), (6, 3, 1, 6, 0, "IMAGE")]
     prompt = ui_to_api(wf(nodes, links), defs)
     assert [prompt[str(k)]["inputs"]["images"] for k in (4, 5, 6)] == [["1", 3], ["2", 3], ["3", 1]]
+
+
+# --- what ComfyUI's official templates hold (0.33's comfyui-workflow-templates, read with the frontend's source) ---
+
+UPLOAD = {"name": "upload", "options": {"serialize": False, "canvasOnly": True}, "label": "choose file to upload",
+          "type": "button", "y": 70, "last_y": 70, "computedDisabled": False, "clicked": False}  # fmt: skip
+TEMPLATE_DEFS = {
+    "LoadImageMask": node_def("LoadImageMask", {"required": {
+        "image": (["a.png", "b.png"], {"image_upload": True}), "channel": (["alpha", "red", "green", "blue"],)}},
+        ["MASK"]),
+    "LoadAudio": node_def("LoadAudio", {"required": {"audio": (["voice.mp3"], {"audio_upload": True})},
+                                        "optional": {"gain": ("FLOAT", {"default": 1.0})}}, ["AUDIO"]),
+    # 0.33's CreateBoundingBoxes and BuildJsonPromptIdeogram: BOUNDING_BOXES and COLORS widgets with a socket
+    "CreateBoundingBoxes": node_def("CreateBoundingBoxes", {"required": {
+        "width": ("INT", {"default": 1024}), "height": ("INT", {"default": 1024}),
+        "editor_state": ("BOUNDING_BOXES", {"default": [], "socketless": False})},
+        "optional": {"background": ("IMAGE",),
+                     "last_incoming": ("BOUNDING_BOXES", {"default": [], "socketless": True})}}, ["BOUNDING_BOX"]),
+    # 0.33's Load3D: an upload combo, a LOAD_3D widget, two INTs
+    "Load3D": node_def("Load3D", {"required": {
+        "model_file": (["none", "3d/toy.glb"], {"file_upload": True}), "image": ("LOAD_3D", {}),
+        "width": ("INT", {"default": 1024}), "height": ("INT", {"default": 1024})}}, ["IMAGE", "MASK"]),
+    # 0.33's GeminiNanoBanana2V2: an autogrow of images that a dynamic combo's choice brings
+    "Banana": node_def("Banana", {"required": {"model": ("COMFY_DYNAMICCOMBO_V3", {"options": [
+        {"key": "Nano Banana 2", "inputs": {"required": {"prompt": ("STRING", {"default": ""})}, "optional": {
+            "images": ("COMFY_AUTOGROW_V3", {"template": {"input": {"optional": {"image": ("IMAGE",)}},
+                                                          "prefix": "image_", "min": 1, "max": 14}})}}}]})}},
+        ["IMAGE"]),
+    "CustomCombo": node_def("CustomCombo", {"required": {"choice": (["x"], {})}}, ["STRING", "INT"]),
+    "Sampler": node_def("Sampler", {"required": {
+        "sampler": (["euler", "dpmpp_2m"], {"control_after_generate": True}), "steps": ("INT", {"default": 20})}},
+        ["LATENT"]),
+    # The newest ComfyUI's dynamic inputs (comfy_api/latest/_io.py): a slot bringing a widget once linked; rows
+    "Guided": node_def("Guided", {"required": {"guide": ("COMFY_DYNAMICSLOT_V3", {
+        "slotType": "IMAGE", "inputs": {"required": {"strength": ("FLOAT", {"default": 0.5})}}}),
+        "steps": ("INT", {"default": 20})}}, ["IMAGE"]),
+    "Loras": node_def("Loras", {"required": {"model": ("MODEL",), "loras": ("COMFY_DYNAMICGROUP_V3", {
+        "template": {"required": {"name": (["a.safetensors", "b.safetensors"], {}),
+                                  "strength": ("FLOAT", {"default": 1.0})}}, "min": 0, "max": 20}),
+        "seed": ("INT", {"default": 0, "control_after_generate": True})}}, ["MODEL"]),
+}  # fmt: skip
+TEMPLATE_DEFS.update(DEFS)
+
+
+def test_an_upload_button_saved_as_a_widget_object_takes_its_slot():
+    """R1. 0.33's templates-textured_logotype-v2.1.json saves LoadImage's upload button as the button widget
+    itself (a dict), which made the upload-value test raise `unhashable type: 'dict'`. The frontend appends that
+    button to the node's required inputs (uploadImage.ts: `required.upload = ['IMAGEUPLOAD', ...]`), so its slot
+    follows the last required widget: after LoadImageMask's channel, not after its image."""
+    workflow = wf([n(1, "LoadImage", ["b.png", UPLOAD], outputs=[out(), out("MASK")]),
+                   n(2, "LoadImageMask", ["a.png", "red", UPLOAD], outputs=[out("MASK")]),
+                   n(3, "LoadImageMask", ["a.png", "green", "image"], outputs=[out("MASK")])], [])  # fmt: skip
+    prompt = ui_to_api(workflow, TEMPLATE_DEFS)
+    assert prompt["1"]["inputs"] == {"image": "b.png"}
+    assert prompt["2"]["inputs"] == {"image": "a.png", "channel": "red"}
+    assert prompt["3"]["inputs"] == {"image": "a.png", "channel": "green"}
+
+
+def test_an_audio_upload_brings_a_player_and_a_button_before_the_optional_widgets():
+    """0.33's templates save LoadAudio as [file, null, null]: the player (AUDIO_UI) and the upload button that
+    uploadAudio.ts appends to the required inputs; newer frontends no longer save the player (serialize false)."""
+    workflow = wf([n(1, "LoadAudio", ["voice.mp3", None, None, 0.5], outputs=[out("AUDIO")]),
+                   n(2, "LoadAudio", ["voice.mp3", "", 0.25], outputs=[out("AUDIO")])], [])  # fmt: skip
+    prompt = ui_to_api(workflow, TEMPLATE_DEFS)
+    assert prompt["1"]["inputs"] == {"audio": "voice.mp3", "gain": 0.5}
+    assert prompt["2"]["inputs"] == {"audio": "voice.mp3", "gain": 0.25}
+
+
+def test_an_autogrow_socket_a_dynamic_combo_brings_keeps_its_link():
+    """R2. 0.33's api_nano_banana_2 templates link `model.images.image_1`: an autogrow `images` that the `model`
+    combo's choice brings (dynamicWidgets.ts names autogrow sockets `<group>.<name>`, the group here being
+    `model.images`); matched at its first dot it was taken for a socket of `model` and its link dropped."""
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(2, "Banana", ["Nano Banana 2", "a cat"], [socket("model.images.image_1", link=1),
+                                                    socket("model.images.image_2")], [out()]),
+    ], [(1, 1, 0, 2, 0, "IMAGE")])  # fmt: skip
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["2"]["inputs"] == {
+        "model": "Nano Banana 2", "model.prompt": "a cat", "model.images.image_1": ["1", 0]}  # fmt: skip
+
+
+def test_inputs_the_frontend_draws_as_widgets_take_slots_socket_or_not():
+    """R3. The frontend draws a widget for every input whose type its widget registry holds (widgets.ts
+    ComfyWidgets: ..., BOUNDING_BOXES, COLORS, ...; litegraphService.addInputSocket), socketless or not. 0.33's
+    api_ideogram_p_image_t2i.json saves CreateBoundingBoxes as [width, height, boxes, last_incoming]; without
+    editor_state's slot every later value moved up by one."""
+    boxes = [{"x": 128, "y": 32, "width": 824, "height": 124, "metadata": {"type": "text"}}]
+    workflow = wf([n(1, "CreateBoundingBoxes", [1024, 768, boxes, []], [socket("background")],
+                     [out("BOUNDING_BOX")])], [])  # fmt: skip
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["1"]["inputs"] == {
+        "width": 1024,
+        "height": 768,
+        "editor_state": {"__value__": boxes},
+        "last_incoming": {"__value__": []},
+    }
+
+
+def test_load3d_buttons_take_slots_before_its_widget():
+    """R4. 0.33's api_hunyuan3d templates save Load3D as [file, 'upload3dmodel', 'uploadExtraResources', 'clear',
+    '', 1024, 1024]: the LOAD_3D widget first adds three buttons, whose values are saved, then its own value
+    (load3d.ts, getCustomWidgets LOAD_3D). `file_upload` (comfy_api/latest/_io.py UploadType.model) is an
+    upload combo like the others."""
+    workflow = wf([n(1, "Load3D", ["3d/toy.glb", "upload3dmodel", "uploadExtraResources", "clear", "", 768, 512],
+                     outputs=[out(), out("MASK")])], [])  # fmt: skip
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["1"]["inputs"] == {"model_file": "3d/toy.glb", "image": "",
+                                                                 "width": 768, "height": 512}  # fmt: skip
+
+
+def test_custom_combo_gives_the_widgets_its_frontend_extension_adds():
+    """0.33's templates save CustomCombo as [choice, index, option0, option1, ..., '']: customCombo.ts adds a
+    hidden `index` widget and a string widget per option; the node takes every input and returns the index."""
+    workflow = wf([n(1, "CustomCombo", ["9:16", 1, "16:9", "9:16", ""], outputs=[out("STRING"), out("INT")])], [])
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["1"]["inputs"] == {
+        "choice": "9:16", "index": 1, "option0": "16:9", "option1": "9:16", "option2": ""}  # fmt: skip
+
+
+def test_a_combo_control_brings_a_filter_list_widget():
+    """A combo asking for control_after_generate gets the control combo and a filter-list string widget
+    (useComboWidget.ts calls addValueControlWidgets, whose filter list is on by default); both are saved."""
+    workflow = wf([n(1, "Sampler", ["dpmpp_2m", "increment-wrap", "", 12], outputs=[out("LATENT")])], [])
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["1"]["inputs"] == {"sampler": "dpmpp_2m", "steps": 12}
+
+
+def test_a_dynamic_slot_brings_its_inputs_once_linked():
+    """The newest ComfyUI's DynamicSlot (comfy_api/latest/_io.py): a socket whose inputs, `<slot>.<input>`, exist
+    only while it is linked (`_expand_schema_for_dynamic` adds them when the slot is among the live inputs). The
+    frontend read here draws no DynamicSlot yet; its widgets are taken where a dynamic combo's would be, right
+    after it."""
+    linked = wf([n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+                 n(2, "Guided", [0.75, 30], [socket("guide", link=1)], [out()])],
+                [(1, 1, 0, 2, 0, "IMAGE")])  # fmt: skip
+    unlinked = wf([n(2, "Guided", [30], [socket("guide")], [out()])], [])
+    assert ui_to_api(linked, TEMPLATE_DEFS)["2"]["inputs"] == {"guide": ["1", 0], "guide.strength": 0.75,
+                                                               "steps": 30}  # fmt: skip
+    assert ui_to_api(unlinked, TEMPLATE_DEFS)["2"]["inputs"] == {"steps": 30}
+
+
+def test_a_dynamic_group_gives_its_rows_fields_by_row():
+    """The newest ComfyUI's DynamicGroup: the frontend saves the group's row count (its hidden controller
+    widget, left out of the prompt by `serialize: false` in its options) and then each row's fields, the row
+    headers and the add button being `serialize: false` (dynamicGroupWidget.ts); the prompt names the fields
+    `<group>.<row>.<field>` (_io.py `_DynamicGroup`)."""
+    workflow = wf([n(1, "Loras", [2, "a.safetensors", 0.8, "b.safetensors", 1.25, 7, "fixed"],
+                     [socket("model", "MODEL")], [out("MODEL")])], [])  # fmt: skip
+    assert ui_to_api(workflow, TEMPLATE_DEFS)["1"]["inputs"] == {
+        "loras.0.name": "a.safetensors", "loras.0.strength": 0.8, "loras.1.name": "b.safetensors",
+        "loras.1.strength": 1.25, "seed": 7}  # fmt: skip
+
+
+def test_a_template_whose_only_unknown_nodes_are_bypassed_converts():
+    """R4. A bypassed node never runs: the frontend passes it through by its sockets' types, which the saved
+    workflow holds, so a bypassed node of a pack this ComfyUI lacks needs no definition."""
+    workflow = wf([
+        n(1, "EmptyImage", [8, 8, 1, 0], outputs=[out()]),
+        n(2, "SomePackUpscaler", [4, "lanczos"], [socket("image", link=1)], [out()], mode=4),
+        n(3, "SaveImage", ["x"], [socket("images", link=2)]),
+    ], [(1, 1, 0, 2, 0, "IMAGE"), (2, 2, 0, 3, 0, "IMAGE")])  # fmt: skip
+    prompt = ui_to_api(workflow, TEMPLATE_DEFS)
+    assert set(prompt) == {"1", "3"} and prompt["3"]["inputs"]["images"] == ["1", 0]

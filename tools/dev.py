@@ -2,7 +2,9 @@
 
 python3 tools/dev.py demo        run the example loop headless on the embedded ComfyUI, images to out/demo
 python3 tools/dev.py test [ARGS] run the test suite (ARGS go to pytest)
-python3 tools/dev.py comfy-suite ComfyUI's own execution tests with Discomfort installed
+python3 tools/dev.py comfy-suite [ARGS]
+                                 ComfyUI's own execution tests with Discomfort installed (--server-wait SECONDS:
+                                 how long each of its servers may take to start, default 300)
 python3 tools/dev.py bench [--quick] [--repeats N]
                                  loop strategies, the codec, loop preparation and the Ray fan-out measured side
                                  by side (bench/loops.py, codec.py, prepare.py, fanout.py); tables and ratios printed,
@@ -27,6 +29,7 @@ from provision import Runtime, ensure_browser, ensure_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_WORKFLOW = REPO / "example_workflows" / "refine_until_settled.json"
+PLUGINS = REPO / "tools" / "pytest_plugins"
 
 
 def importable_env(runtime: Runtime) -> dict[str, str]:
@@ -63,11 +66,13 @@ def comfy_suite(runtime: Runtime, extra: list[str]) -> int:
         env = importable_env(runtime)
         # The suite starts its servers as `python main.py`: the runtime's python must come first on PATH.
         env["PATH"] = os.pathsep.join([str(runtime.python.parent), env.get("PATH", "")])
+        # Its fixtures give a server 20 s to come up; the plugin waits longer, without editing the suite.
+        env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env["PYTHONPATH"]])
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         command = [str(runtime.python), "-m", "pytest", "tests/execution", "--port", str(port), "--skip-timing-checks",
-                   "-p", "no:cacheprovider", "-q", *extra]  # fmt: skip
+                   "-p", "no:cacheprovider", "-p", "comfy_server_wait", "-q", *extra]  # fmt: skip
         return subprocess.call(command, cwd=root, env=env)
 
 

