@@ -16,6 +16,7 @@ comes from the one port model (`ports.model`, rules in its docstring and the REA
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from typing import Any
 from ..errors import PortError, Problem, WorkflowError
 from ..ports.discovery import ITERATION_UID, VALUE, Port, Role, parse_tags, port_problems
 from ..ports.model import LOOP_CLASSES, PARKED, LoopBody, PortGraph
-from ..workflow.graph import Graph, id_key, is_link
+from ..workflow.graph import id_key, is_link
 from . import compat
 
 LOOP_CLASS = "DiscomfortLoop"
@@ -217,21 +218,29 @@ def prepare_prompt(prompt: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def native_loop_nodes(prompt: Mapping[str, Any]) -> set[str]:
-    """The nodes of ComfyUI's own loops around a Discomfort loop: each Start that has a Discomfort loop downstream
-    (in its body), the Ends downstream of it, and everything upstream of the Start. They stay in the run around
+    """The nodes of ComfyUI's own loops around a Discomfort loop: each Start whose body (what follows it, up to
+    its End) holds a Discomfort loop or the ports that loop runs, the Ends closing it, and everything upstream of
+    the Start. They stay in the run around
     the Discomfort loop's body, which takes what they give it from outside (see compat.NATIVE_LOOP_CLASSES). A
     native loop that a Discomfort body holds is not among them: it goes into the body whole."""
     native = {node_id for node_id, node in prompt.items() if node.get("class_type") in compat.NATIVE_LOOP_CLASSES}
     if not native:
         return native
-    graph = Graph.of(prompt)
-    loops = {node_id for node_id, node in prompt.items() if node.get("class_type") in LOOP_CLASSES}
+    model = PortGraph(prompt)
+    # A Discomfort loop runs the ports tagged with its body's name, though no link shows it: a Start encloses the
+    # loop when its body reaches them.
+    runs: dict[str, set[str]] = {}
+    for loop_id in model.loops:
+        with contextlib.suppress(WorkflowError):  # a loop with no body name runs nothing
+            for tagged in model.tagged(model.body_name(loop_id)):
+                runs.setdefault(tagged.node_id, set()).add(loop_id)
     ends = {node_id for node_id in native if prompt[node_id]["class_type"] != compat.NATIVE_LOOP_START}
     fixed: set[str] = set()
     for start in native - ends:
-        inside = graph.descendants({start})
-        if loops & inside:
-            fixed |= {start} | graph.ancestors({start}) | (ends & inside)
+        inside = model.graph.descendants({start}, runs, stop=ends)  # what comes after its End is outside it
+        if inside & set(model.loops):
+            closing = {end for end in ends if model.graph.parents(end) & (inside | {start})}
+            fixed |= {start} | model.graph.ancestors({start}) | closing
     return fixed
 
 

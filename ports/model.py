@@ -253,6 +253,10 @@ class PortGraph:
         return assign_roles(self.graph, ports, loop_id, implied_parents=self._loop_parents,
                             implied_children=self._loop_children)  # fmt: skip
 
+    def tagged(self, name: str) -> list[Port]:
+        """The linked ports tagged `name`, without roles: where a body of that name is anchored."""
+        return list(self._tagged.get(name, []))
+
     def body_ports(self, name: str) -> list[Port]:
         """The linked ports tagged `name`, with their roles, as the body of a loop named `name` sees them (used on
         a loop's parked body, where the loop node itself is not)."""
