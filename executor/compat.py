@@ -4,14 +4,18 @@ Covers 0.3.75 through the newest releases (comfyui-internals.md):
 - `cache_args` keys: 0.3.75 reads "ram", 0.33+ also "ram_inactive"; `cache_args()` gives all of them.
 - the interrupt exception derives from Exception on 0.3.75 and from BaseException since April 2026: it is
   taken from `comfy.model_management` and matched with isinstance, never by a blanket `except Exception`.
-- process-global state that newer executors also write (preview method, RAM-release hook): saved only where
-  it exists.
+- a nested run (executor/nested.py): the executor subclass that keeps a failed node's exception, the event loop
+  set aside while a body runs, the process-global state a nested executor writes (saved only where it exists),
+  the RAM-release hook kept for the run around it, and what an inner run's extra_data carries on from the outer
+  one (preview method, usage source).
+- node replacements (0.33+ `app/node_replace_manager.py`), applied before a body is parked.
 - output caches whose accessors became coroutines (0.33+), and `asset_manager` (0.38+): not needed, because
   values leave a body through carry-out sinks, never by reading an executor's cache, and the executor's
   default asset manager serves.
 - the native `"*"` wildcard (newer versions): `ports.anytype.AnyType` is a wildcard on every version.
 - the websocket protocol the frontend reads (0.3.75 through 0.38 and frontends 1.32.9 through the newest): binary
-  event numbers (`protocol.BinaryEventTypes`), the `progress_state` node map `WebUIProgressHandler` builds, and
+  event numbers (`protocol.BinaryEventTypes`) and the layout of a progress-text frame, the `progress_state` node
+  map `WebUIProgressHandler` builds, and
   how the frontend counts a prompt's total progress (`execution_cached` and `executed` mark nodes done).
 - how ComfyUI reports a failed node (`PromptExecutor.add_message`): the message dict it appends to its status
   messages is the one it sends, so amending it on the way out amends the history too.
@@ -23,12 +27,16 @@ Covers 0.3.75 through the newest releases (comfyui-internals.md):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import functools
 import importlib.util
 import inspect
 import logging
 import os
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,39 +86,131 @@ def global_state_accessors() -> tuple[tuple[str, Callable[[], Any], Callable[[An
 
     - the progress registry: execute_async replaces it, and the outer run's later progress would go to it;
     - the progress-bar hook: replaced during inner runs to re-address progress (see nested.py);
-    - GraphBuilder's default id prefix: set before every node call;
-    - the preview method (0.33+): execute_async writes it from extra_data;
-    - the RAM-release hook (0.33+): execute_async sets it and clears it in a finally block.
+    - the preview method (0.33+): execute_async writes it from extra_data (`preview_method`, below, hands the
+      outer run's on, so it differs only between runs).
+
+    Not GraphBuilder's default id prefix: every version sets it before each node call (`pre_execute_cb` in
+    execution.py), so the node after a loop gets its own, and Discomfort builds its expansions without it. Not
+    the RAM-release hook: an inner run never changes it (`outer_ram_release_kept`).
 
     Built once per process (the accessors read the state when called), so saving it costs no imports per iteration.
     """
     import comfy.cli_args
     import comfy.utils
     import comfy_execution.progress as progress
-    from comfy_execution.graph_utils import GraphBuilder
 
-    accessors: list[tuple[str, Callable[[], Any], Callable[[Any], None]]] = [
+    return (
         ("progress registry", lambda: progress.global_progress_registry,
          lambda value: setattr(progress, "global_progress_registry", value)),
         ("progress bar hook", lambda: comfy.utils.PROGRESS_BAR_HOOK, comfy.utils.set_progress_bar_global_hook),
-        ("graph builder prefix",
-         lambda: (GraphBuilder._default_prefix_root, GraphBuilder._default_prefix_call_index,
-                  GraphBuilder._default_prefix_graph_index),
-         lambda value: GraphBuilder.set_default_prefix(*value)),
         ("preview method", lambda: getattr(comfy.cli_args.args, "preview_method", None),
          lambda value: setattr(comfy.cli_args.args, "preview_method", value)),
-    ]  # fmt: skip
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def outer_ram_release_kept() -> Iterator[None]:
+    """While a body runs, the RAM-release hook stays the outer run's (0.33+ `comfy.memory_management`).
+
+    An executor sets the hook when it starts (its cache's `ram_release` under RAM_PRESSURE, the default since
+    0.33; None under CLASSIC, as a private executor's is) and clears it in a `finally`. Were an inner run to do so,
+    a model loading inside a body could not free the outer cache's RAM, the very moment it is needed. An inner
+    cache has nothing to release, so its executor's calls are passed over; the hook itself is never touched.
+    """
     try:
         import comfy.memory_management as memory
     except ImportError:
         memory = None
-    if memory is not None and hasattr(memory, "set_ram_cache_release_state"):
-        accessors.append(
-            ("ram release hook",
-             lambda: (getattr(memory, "extra_ram_release_callback", None), getattr(memory, "RAM_CACHE_HEADROOM", 0)),
-             lambda value: memory.set_ram_cache_release_state(*value))
-        )  # fmt: skip
-    return tuple(accessors)
+    setter = getattr(memory, "set_ram_cache_release_state", None)
+    if setter is None:  # 0.3.75: the cache frees RAM itself after each node, with no process-wide hook
+        yield
+        return
+    memory.set_ram_cache_release_state = lambda callback, headroom: None
+    try:
+        yield
+    finally:
+        memory.set_ram_cache_release_state = setter
+
+
+def inner_extra_data() -> dict[str, Any]:
+    """What the outer run's extra_data chose that an inner run must see too, beyond what a node receives as hidden
+    inputs: the preview method (0.33+ reads `extra_data["preview_method"]` when a run starts, and without it falls
+    back to the command line's, so a body's samplers would preview differently from the rest of the prompt). It
+    is read from `args`, where the outer run put it."""
+    from comfy.cli_args import args
+
+    method = getattr(args, "preview_method", None)
+    value = getattr(method, "value", None)
+    return {"preview_method": value} if isinstance(value, str) else {}
+
+
+HIDDEN_INPUTS = {
+    # What a loop node takes from the outer run to hand its inner runs (as extra_data of the same names). Hidden
+    # types a version does not know are not passed: COMFY_USAGE_SOURCE came with 0.33 (the server takes it from
+    # the request's Comfy-Usage-Source header; API nodes report it).
+    "extra_pnginfo": "EXTRA_PNGINFO",
+    "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG",
+    "api_key_comfy_org": "API_KEY_COMFY_ORG",
+    "comfy_usage_source": "COMFY_USAGE_SOURCE",
+}
+
+
+def take_hidden(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The `HIDDEN_INPUTS` a node was called with, taken out of `inputs` (its other keyword arguments)."""
+    return {name: inputs.pop(name, None) for name in HIDDEN_INPUTS}
+
+
+def apply_node_replacements(prompt: dict[str, Any], server: Any) -> dict[str, Any]:
+    """`prompt` with the node replacements packs registered applied (0.33+ `server.node_replace_manager`), or
+    `prompt` itself where there are none.
+
+    The server applies them to a queued prompt after the on-prompt hooks, so never to a body parked in a loop node
+    by then: they are applied first, to a copy (the manager rewrites what it is given in place)."""
+    manager = getattr(server, "node_replace_manager", None)
+    if manager is None or not hasattr(manager, "apply_replacements"):
+        return prompt
+    replaced = copy.deepcopy(prompt)
+    manager.apply_replacements(replaced)
+    return replaced
+
+
+@functools.cache
+def capturing_executor_class() -> type:
+    """ComfyUI's PromptExecutor, keeping the exception object of a failed node (`failure`): its status messages hold
+    only the text, and the loop re-raises an interrupt as the interrupt it was. `handle_execution_error(prompt_id,
+    prompt, current_outputs, executed, error, ex)` has had this signature in every version from 0.3.75 to 0.38."""
+    import execution
+
+    class CapturingExecutor(execution.PromptExecutor):
+        failure: tuple[dict, BaseException] | None = None
+
+        def handle_execution_error(self, prompt_id, prompt, current_outputs, executed, error, ex):
+            self.failure = (error, ex)
+            super().handle_execution_error(prompt_id, prompt, current_outputs, executed, error, ex)
+
+    return CapturingExecutor
+
+
+@contextlib.contextmanager
+def outer_loop_set_aside() -> Iterator[None]:
+    """No event loop is running on this thread until the block ends, then the one that was is again.
+
+    A node runs inside the prompt worker's loop, and asyncio allows one running loop per thread; a body runs to
+    completion on a loop of its own meanwhile. `asyncio._get_running_loop` and `_set_running_loop` are the hooks
+    asyncio keeps for loop implementations (unchanged from Python 3.7 to 3.14)."""
+    outer = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(outer)
+
+
+def loop_survives(error: BaseException) -> bool:
+    """Whether an event loop whose `run_until_complete` raised `error` can run the next coroutine. asyncio lets
+    KeyboardInterrupt and SystemExit out of a task mid-step, leaving it orphaned on the loop; any other exception,
+    ComfyUI's interrupt included (a BaseException since April 2026), ends its task first."""
+    return not isinstance(error, (KeyboardInterrupt, SystemExit))
 
 
 @functools.cache
@@ -122,6 +222,14 @@ def binary_event(name: str) -> int:
     except ImportError:  # before protocol.py existed the numbers lived on server.BinaryEventTypes
         from server import BinaryEventTypes
     return int(getattr(BinaryEventTypes, name))
+
+
+def readdress_progress_text(message: bytes, shown: Callable[[str], str]) -> bytes:
+    """A progress-text frame (`PromptServer.send_progress_text`, every version: the node id's length as a 4-byte
+    big-endian unsigned int, the id, then the text) with its node id replaced by `shown(id)`."""
+    (length,) = struct.unpack(">I", message[:4])
+    node_id = shown(message[4 : 4 + length].decode()).encode()
+    return struct.pack(">I", len(node_id)) + node_id + message[4 + length :]
 
 
 def progress_registry() -> Any:

@@ -120,7 +120,8 @@ class EmbeddedComfy:
         from .plan import prepare_prompt
 
         prompt_id = prompt_id or str(uuid.uuid4())
-        prompt, extra_data = self._on_prompt(prepare_prompt(prompt), dict(extra_data or {}))
+        prompt = prepare_prompt(compat.apply_node_replacements(dict(prompt), self.server))
+        prompt, extra_data = self._on_prompt(prompt, dict(extra_data or {}))
         prompt = {node_id: dict(node) for node_id, node in prompt.items()}
         messages: list[tuple[str, Any]] = []
 

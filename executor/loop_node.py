@@ -77,9 +77,8 @@ class DiscomfortLoop:
                 "resume": ("BOOLEAN", {"default": False, "tooltip": "Continue from the checkpoint's last finished "
                            "iteration instead of starting over."}),
             },
-            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO",
-                       "dynprompt": "DYNPROMPT", "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG",
-                       "api_key_comfy_org": "API_KEY_COMFY_ORG"},
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "dynprompt": "DYNPROMPT",
+                       **compat.HIDDEN_INPUTS},
         }  # fmt: skip
 
     @classmethod
@@ -90,12 +89,12 @@ class DiscomfortLoop:
 
     def run(self, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
-            extra_pnginfo: Any = None, dynprompt: Any = None, auth_token_comfy_org: str | None = None,
-            api_key_comfy_org: str | None = None, **values: Any) -> dict:  # fmt: skip
+            dynprompt: Any = None, **values: Any) -> dict:  # fmt: skip
         from .engine import LoopSettings
 
         self._called_as(unique_id, dynprompt, prompt)
         unique_id = self.loop_id
+        hidden = compat.take_hidden(values)
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
@@ -104,8 +103,6 @@ class DiscomfortLoop:
         initial.update(feeds(values))
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
-        hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
-                  "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
 
         def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             finals = [record.values.get(uid) for uid in uid_list]
@@ -141,7 +138,8 @@ class DiscomfortLoop:
         call_id, real_id = getattr(self, "call_id", unique_id), getattr(self, "real_id", unique_id)
         server, prompt_id, nested = _enclosing_run()
         runner.bind(server, prompt_id, visible=self.visible(plan))
-        extra_data = dict(hidden)
+        passed_on = {**compat.inner_extra_data(), **hidden}
+        extra_data = dict(passed_on)
         client_id = getattr(server, "client_id", None)
         if client_id is not None:
             extra_data["client_id"] = client_id
@@ -169,7 +167,7 @@ class DiscomfortLoop:
                 # cluster is $RAY_ADDRESS, set by whoever runs the server: a workflow does not choose where it runs.
                 pool = WorkerPool.acquire(workers, hold=False)
                 source = {"loop_node": _prepared_node(prompt or {}, unique_id), "loop_id": unique_id}
-                pool.run(plan, source, items, settings, extra_data=hidden, record=record,
+                pool.run(plan, source, items, settings, extra_data=passed_on, record=record,
                          progress=lambda done, total, _values: report(done, total))  # fmt: skip
             outputs, ui = results(record)
         except BaseException as error:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -43,54 +42,32 @@ def enclosing_proxy() -> ProxyServer | None:
 
 
 class _PrivateLoop:
-    """An event loop that runs one coroutine at a time to completion on the calling thread, even from a coroutine.
-
-    asyncio allows one running loop per thread, and the calling node runs inside the outer one: it is set aside
-    while this loop runs and put back after (`_set_running_loop` is asyncio's hook for loop implementations).
-    An earlier design gave each runner a thread with a loop of its own; handing every iteration to that thread
-    and back cost 90 µs, a third of a cheap iteration.
-    """
+    """An event loop that runs one coroutine at a time to completion on the calling thread, even from a coroutine
+    (the calling node's loop is set aside meanwhile: `compat.outer_loop_set_aside`). An earlier design gave each
+    runner a thread with a loop of its own; handing every iteration to that thread and back cost 90 µs, a third of
+    a cheap iteration."""
 
     def __init__(self, depth: int):
         self.depth = depth
         self.loop = asyncio.new_event_loop()
 
     def run(self, coroutine: Any) -> Any:
-        outer = asyncio._get_running_loop()
         enclosing = current_depth()
-        asyncio._set_running_loop(None)
         _depth.value = self.depth
         try:
-            return self.loop.run_until_complete(coroutine)
+            with compat.outer_loop_set_aside():
+                return self.loop.run_until_complete(coroutine)
         except BaseException as error:
-            if not isinstance(error, Exception):
-                # A KeyboardInterrupt stops the loop mid-task; a fresh loop does not inherit the orphaned task.
+            if not compat.loop_survives(error):  # a fresh loop does not inherit the orphaned task
                 self.loop.close()
                 self.loop = asyncio.new_event_loop()
             raise
         finally:
             _depth.value = enclosing
-            asyncio._set_running_loop(outer)
 
     def close(self) -> None:
         if not self.loop.is_closed():
             self.loop.close()
-
-
-@functools.cache
-def _executor_class() -> type:
-    import execution
-
-    class CapturingExecutor(execution.PromptExecutor):
-        """Keeps the exception object of a failed node, so the loop can re-raise interrupts as interrupts."""
-
-        failure: tuple[dict, BaseException] | None = None
-
-        def handle_execution_error(self, prompt_id, prompt, current_outputs, executed, error, ex):
-            self.failure = (error, ex)
-            super().handle_execution_error(prompt_id, prompt, current_outputs, executed, error, ex)
-
-    return CapturingExecutor
 
 
 class NestedRunner:
@@ -107,8 +84,8 @@ class NestedRunner:
 
         self.loop_node_id = loop_node_id
         self.proxy = ProxyServer(None, None, loop_node_id)
-        self.executor = _executor_class()(self.proxy, cache_type=execution.CacheType.CLASSIC,
-                                          cache_args=compat.cache_args())  # fmt: skip
+        self.executor = compat.capturing_executor_class()(self.proxy, cache_type=execution.CacheType.CLASSIC,
+                                                          cache_args=compat.cache_args())  # fmt: skip
         self._loop = _PrivateLoop(depth)
         self._validated: OrderedDict[str, tuple[dict[str, Any], list[str]]] = OrderedDict()
         self._finalizer = weakref.finalize(self, self._loop.close)
@@ -167,7 +144,7 @@ class NestedRunner:
         stack = _running.__dict__.setdefault("proxies", [])
         stack.append(self.proxy)
         try:
-            with _PreservedGlobals(), _ProgressReaddressed(self.proxy):
+            with _PreservedGlobals(), _ProgressReaddressed(self.proxy), compat.outer_ram_release_kept():
                 self._loop.run(self._execute(prompt, prompt_id, outputs, dict(extra_data)))
         finally:
             stack.pop()

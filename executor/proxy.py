@@ -12,7 +12,6 @@ proxy drops the inner lifecycle and sends the rest as part of the outer prompt: 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Collection
 from typing import Any
 
@@ -83,7 +82,7 @@ class ProxyServer:
             data = (image, {**metadata, "node_id": node, "display_node_id": node, "real_node_id": node,
                             "parent_node_id": None, "prompt_id": self.outer_prompt_id})  # fmt: skip
         elif event == compat.binary_event("TEXT") and isinstance(data, (bytes, bytearray)):
-            data = self._readdress_text(bytes(data))
+            data = compat.readdress_progress_text(bytes(data), self.shown)
         elif isinstance(data, dict) and "prompt_id" in data:
             data = {**data, "prompt_id": self.outer_prompt_id}
         self.real.send_sync(event, data, sid)
@@ -104,8 +103,3 @@ class ProxyServer:
                 nodes[shown] = {**state, "node_id": shown, "display_node_id": shown, "real_node_id": shown,
                                 "parent_node_id": None, "prompt_id": self.outer_prompt_id}  # fmt: skip
         return nodes
-
-    def _readdress_text(self, message: bytes) -> bytes:
-        (length,) = struct.unpack(">I", message[:4])
-        node_id = self.shown(message[4 : 4 + length].decode()).encode()
-        return struct.pack(">I", len(node_id)) + node_id + message[4 + length :]

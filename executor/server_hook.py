@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import outcome
+from . import compat, outcome
 from .plan import LOOP_CLASSES, PARKED, nested_ids, prepare_prompt
 
 PARTIAL_TARGETS = "partial_execution_targets"  # the output nodes a partial run asks for (ComfyUI's /prompt field)
@@ -23,7 +23,8 @@ def on_prompt(json_data: dict[str, Any]) -> dict[str, Any]:
         isinstance(node, dict) and node.get("class_type") in LOOP_CLASSES for node in prompt.values()
     ):
         return json_data
-    prepared = prepare_prompt(prompt)
+    server = getattr(sys.modules.get("server"), "PromptServer", None)
+    prepared = prepare_prompt(compat.apply_node_replacements(prompt, getattr(server, "instance", None)))
     json_data = {**json_data, "prompt": prepared}
     targets = json_data.get(PARTIAL_TARGETS)
     if isinstance(targets, list):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiscomfortError, SettingsError, WorkflowError
+from ..executor import compat
 from ..executor.loop_node import DiscomfortLoop
 from ..workflow.files import checked_name
 
@@ -235,14 +236,14 @@ class DiscomfortFolderLoop(DiscomfortLoop):
         }  # fmt: skip
 
     def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
-            prompt: dict, unique_id: str, workers: int = 0, extra_pnginfo: Any = None, dynprompt: Any = None,
-            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
+            prompt: dict, unique_id: str, workers: int = 0, dynprompt: Any = None,
             **outside: Any) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
         from ..executor.loop_node import feeds
 
         self._called_as(unique_id, dynprompt, prompt)
         unique_id = self.loop_id
+        hidden = compat.take_hidden(outside)
 
         path, files = _folder_files(folder, filter, custom_pattern, f"loop {unique_id}")
         if not files:
@@ -253,8 +254,6 @@ class DiscomfortFolderLoop(DiscomfortLoop):
             status = {"processed": 0, "skipped": [], "total": len(files), "next_index": start_index}
             return {"ui": {}, "result": (json.dumps(status), 0, 0, True)}
         settings = LoopSettings(len(todo), on_error=on_error)
-        hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
-                  "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
         per_iteration, fan_out = None, None
         if workers:
             from ..executor import fanout

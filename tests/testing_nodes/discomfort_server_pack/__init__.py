@@ -1,8 +1,9 @@
 """A node pack that uses ComfyUI's server while it is imported, as many published packs do.
 
-At import it registers an HTTP route through the server's route-table decorator and an on-prompt handler, so it
-loads only where `PromptServer.instance` is a real server when custom nodes load (ComfyUI's main.py, and the
-embedded boot). Its node logs one line per run to a file named by a widget, and tells the server it ran.
+At import it registers an HTTP route through the server's route-table decorator, an on-prompt handler and (0.33+)
+a node replacement, so it loads only where `PromptServer.instance` is a real server when custom nodes load
+(ComfyUI's main.py, and the embedded boot). Its node logs one line per run to a file named by a widget, and tells
+the server it ran; DiscomfortTestRetiredStamp, a node it no longer has, is replaced by it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from server import PromptServer
 
 ROUTE = "/discomfort_testing/server_pack"
 STAMP = "stamped on prompt"
+REPLACED = "replaced"  # the stamp of a retired node's replacement
 STAMPED: list[str] = []  # ids of the nodes the on-prompt handler stamped, every prompt
 
 
@@ -35,6 +37,18 @@ def stamp(json_data: dict) -> dict:
 
 
 PromptServer.instance.add_on_prompt_handler(stamp)
+
+
+# A node the pack retired, replaced when a prompt holding it is queued, as packs register replacements.
+_replacements = getattr(PromptServer.instance, "node_replace_manager", None)
+if _replacements is not None:
+    from comfy_api.latest import io
+
+    _replacements.register(io.NodeReplace(
+        new_node_id="DiscomfortTestServerStamp", old_node_id="DiscomfortTestRetiredStamp",
+        input_mapping=[{"new_id": "value", "old_id": "item"}, {"new_id": "log", "old_id": "log"},
+                       {"new_id": "stamp", "set_value": REPLACED}],
+    ))  # fmt: skip
 
 
 class DiscomfortTestServerStamp:

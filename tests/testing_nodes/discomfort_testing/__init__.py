@@ -176,8 +176,41 @@ class DiscomfortTestCapture:
         return {}
 
 
+class DiscomfortTestProcessState:
+    """Passes a value on, keeping in CAPTURED[label] the process-wide state it ran under: the preview method, the
+    RAM-release hook (0.33+), and the usage source its prompt came with (0.33+)."""
+
+    CATEGORY = "Discomfort/testing"
+    RETURN_TYPES = (ANY,)
+    FUNCTION = "look"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (ANY, {}), "label": ("STRING", {"default": "state"})},
+                "hidden": {"comfy_usage_source": "COMFY_USAGE_SOURCE"}}  # fmt: skip
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return float("nan")
+
+    def look(self, value, label, comfy_usage_source=None):
+        from comfy.cli_args import args
+
+        try:
+            import comfy.memory_management as memory
+        except ImportError:
+            memory = None
+        CAPTURED.setdefault(label, []).append({
+            "preview_method": getattr(args.preview_method, "value", args.preview_method),
+            "ram_release": getattr(memory, "extra_ram_release_callback", None),
+            "usage_source": comfy_usage_source,
+        })  # fmt: skip
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
     cls.__name__: cls
     for cls in (DiscomfortTestCount, DiscomfortTestLoader, DiscomfortTestAdd, DiscomfortTestAtLeast,
-                DiscomfortTestFailAt, DiscomfortTestStall, DiscomfortTestCapture, DiscomfortTestObject)
+                DiscomfortTestFailAt, DiscomfortTestStall, DiscomfortTestCapture, DiscomfortTestObject,
+                DiscomfortTestProcessState)
 }  # fmt: skip
