@@ -107,3 +107,19 @@ def test_an_exit_inside_a_native_loops_body_is_refused_saying_why(comfy):
     prompt["3"]["inputs"]["value"] = ["2", 0]  # the exit moved between Start Loop and End Loop
     with pytest.raises((ExecutionError, PromptValidationError), match="a native loop's body"):
         comfy.run(prompt)
+
+
+@pytest.mark.comfy
+def test_an_exit_fed_by_one_of_comfyuis_lists_gives_the_whole_list(comfy, captured):
+    # As an accumulating End Loop does in a Discomfort body, RebatchImages gives a list (OUTPUT_IS_LIST).
+    prompt = {
+        "1": node("EmptyImage", width=8, height=8, batch_size=4, color=0),
+        "2": port("images", ["1", 0]),
+        "3": node("RebatchImages", images=["2", 0], batch_size=2),
+        "4": port("parts", ["3", 0]),
+        "10": loop(iterations=1, uids="parts"),
+        "out": node("DiscomfortTestCapture", value=["10", 0], label="parts"),
+    }
+    comfy.run(prompt)
+    (parts,) = captured["parts"]
+    assert [part.shape[0] for part in parts] == [2, 2]
