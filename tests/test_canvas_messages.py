@@ -6,6 +6,7 @@ their own images as each iteration runs, errors land on the node at fault, the h
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,8 @@ from conftest import read_log
 from graphs import empty_image, loop, node, port, save
 
 pytestmark = pytest.mark.comfy
+
+STAMP = "stamped on prompt"  # what the server pack's on-prompt handler writes into its nodes
 
 
 def saving_loop(iterations: int, prefix: str) -> dict:
@@ -172,3 +175,31 @@ def test_an_input_port_with_nothing_to_give_says_so(client):
     (error,) = run.events("execution_error")
     assert error["node_id"] == "1"
     assert "DiscomfortPort node 1 (uid 'image') is an INPUT port with nothing to give" in error["exception_message"]
+
+
+def test_progress_text_a_body_node_sends_the_server_shows_on_the_node_the_canvas_has(server, client, log_file):
+    # A body node of a workflow file is not on the canvas: what it tells the server directly (as ComfyUI's own
+    # loops do) shows on the loop node. A body node the canvas has shows it on itself.
+    workflows = server.base_directory / "user" / "default" / "workflows" / "texts"
+    workflows.mkdir(parents=True, exist_ok=True)
+    stamp = node("DiscomfortTestServerStamp", value=["1", 0], log=str(log_file), stamp="from the file")
+    (workflows / "stamp.json").write_text(json.dumps({"1": port("x", tags=""), "2": stamp,
+                                                      "3": port("x", ["2", 0], tags="")}))  # fmt: skip
+    inputs = {"workflows": "texts/stamp.json", "iterations": 2, "uids": "x", "accumulate": "", "stop_when": "",
+              "value_1": ["0", 0]}  # fmt: skip
+    prompt = {
+        "0": node("DiscomfortTestAdd", a=1, b=0),
+        "10": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs},
+        "11": node("DiscomfortTestCapture", value=["10", 0], label="texts"),
+        "5": port("y", ["0", 0]),
+        "6": node("DiscomfortTestServerStamp", value=["5", 0], log=str(log_file), stamp="set in the prompt"),
+        "7": port("y", ["6", 0]),
+        "20": loop(iterations=2, uids="y"),
+        "out": node("DiscomfortTestCapture", value=["20", 0], label="texts"),
+    }
+    run = client.run(prompt)
+    assert run.status == "success", run.messages[-3:]
+    texts = [(data["node_id"], data["text"]) for data in run.events("progress_text")
+             if not data["text"].startswith("iteration")]  # fmt: skip
+    # (the pack's on-prompt handler stamps the stamp nodes of the prompt it is given: the inline one, not the file's)
+    assert Counter(texts) == {("10", "from the file"): 2, ("6", STAMP): 2}

@@ -3,7 +3,8 @@
 At import it registers an HTTP route through the server's route-table decorator, an on-prompt handler and (0.33+)
 a node replacement, so it loads only where `PromptServer.instance` is a real server when custom nodes load
 (ComfyUI's main.py, and the embedded boot). Its node logs one line per run to a file named by a widget, and tells
-the server it ran; DiscomfortTestRetiredStamp, a node it no longer has, is replaced by it.
+the server it ran (an event, and progress text on itself); DiscomfortTestRetiredStamp, a node it no longer has,
+is replaced by it.
 """
 
 from __future__ import annotations
@@ -61,13 +62,16 @@ class DiscomfortTestServerStamp:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"value": (AnyType("*"), {}), "log": ("STRING", {"default": ""}),
-                             "stamp": ("STRING", {"default": "not stamped"})}}  # fmt: skip
+                             "stamp": ("STRING", {"default": "not stamped"})},
+                "hidden": {"unique_id": "UNIQUE_ID"}}  # fmt: skip
 
-    def run(self, value, log, stamp):
+    def run(self, value, log, stamp, unique_id=None):
         if log:
             with open(log, "a") as file:
                 file.write(stamp + "\n")
         PromptServer.instance.send_sync("discomfort_testing.stamp", {"stamp": stamp})
+        # As ComfyUI's own loops report "Iteration k / N": text shown on the node, sent straight to the server.
+        PromptServer.instance.send_progress_text(stamp, unique_id)
         return (value,)
 
 
