@@ -11,11 +11,15 @@ tests boot calls asyncio.run: so every Playwright call goes to a thread of its o
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -118,6 +122,15 @@ class ComfyPage:
 
     def wait(self, ms: int) -> None:
         self.browser.call(self.page.wait_for_timeout, ms)
+
+    def until(self, read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
+        """`read()` once `done` holds for it (a renderer that draws on its own schedule), or at `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        value = read()
+        while not done(value) and time.monotonic() < deadline:
+            self.wait(100)
+            value = read()
+        return value
 
     def close(self) -> None:
         self.browser.call(self.page.close)
