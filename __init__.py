@@ -14,6 +14,7 @@ from .executor.server_hook import install as _install_server_hook
 from .nodes.compare import DiscomfortImageDifference
 from .nodes.describe import DiscomfortImageDescriber
 from .nodes.folder import DiscomfortFolderImageLoader, DiscomfortFolderLoop
+from .nodes.kept import DiscomfortLoadKept
 from .nodes.save import DiscomfortSaveImage
 from .nodes.video import DiscomfortJoinChunks, DiscomfortLastFrames
 from .ports.node import DiscomfortPort
@@ -29,6 +30,7 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortLastFrames": DiscomfortLastFrames,
     "DiscomfortImageDescriber": DiscomfortImageDescriber,
     "DiscomfortJoinChunks": DiscomfortJoinChunks,
+    "DiscomfortLoadKept": DiscomfortLoadKept,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
     "DiscomfortCheck": DiscomfortCheck,
@@ -47,6 +49,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortLastFrames": "Discomfort Last Frames",
     "DiscomfortImageDescriber": "Discomfort Image Describer",
     "DiscomfortJoinChunks": "Discomfort Join Chunks",
+    "DiscomfortLoadKept": "Discomfort Load Kept",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
     "DiscomfortCheck": "Discomfort loop check (internal)",

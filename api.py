@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .serialization.stores import DEFAULT_BUDGET_MIB, MIB
+
 Workflow = str | os.PathLike | Mapping[str, Any]
 
 
@@ -103,6 +105,7 @@ class Runtime:
 
     def run(self, workflows: Workflow | Sequence[Workflow], inputs: Mapping[str, Any] | None = None, *,
             iterations: int = 1, until: str | None = None, accumulate: Sequence[str] = (), storage: str = "ram",
+            memory_budget_mb: int = DEFAULT_BUDGET_MIB, keep: str | os.PathLike | None = None,
             checkpoint: str | os.PathLike | None = None, resume: bool = False,
             progress: Callable[[int, int, Mapping[str, Any]], None] | None = None,
             loop_progress: Callable[[Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
@@ -114,6 +117,10 @@ class Runtime:
             until: uid of an OUTPUT port; the loop ends after the iteration in which its value is true.
             accumulate: uids whose every iteration's value is collected (and joined along the batch).
             storage: where accumulated values wait: "ram", "disk" or "auto".
+            memory_budget_mb: with storage "auto", the MiB accumulated values hold in memory (all uids together)
+                before later ones wait on disk.
+            keep: a folder (relative to the output folder) to store the accumulated values in after the run
+                succeeds, replacing an earlier run's; `discomfort.serialization.read_kept` reads them back.
             checkpoint, resume: a folder to commit the state to after every iteration, and whether to continue
                 from it.
             progress: called after every iteration with (finished, planned, latest values by uid).
@@ -129,15 +136,16 @@ class Runtime:
         names = " + ".join(_name(item) for item in _as_list(workflows))
         plan = plan_workflow(self.pipeline(workflows), names)  # the same plan the workflow-loop node makes
         settings = LoopSettings(iterations, until, tuple(accumulate), storage,
-                                Path(checkpoint) if checkpoint is not None else None, resume)  # fmt: skip
+                                Path(checkpoint) if checkpoint is not None else None, resume,
+                                memory_budget=_budget_bytes(memory_budget_mb), keep=self._kept(keep))  # fmt: skip
         return self._result(lambda record, report: self.run_plan(plan, settings, initial=inputs, progress=report,
                                                                  record=record), settings, progress,
                             loop_progress=loop_progress)  # fmt: skip
 
     def map(self, workflows: Workflow | Sequence[Workflow], items: Sequence[Mapping[str, Any]] | str | os.PathLike,
             inputs: Mapping[str, Any] | None = None, *, workers: int = 0, address: str | None = None,
-            accumulate: Sequence[str] = (), storage: str = "ram", on_error: str = "stop",
-            checkpoint: str | os.PathLike | None = None, resume: bool = False,
+            accumulate: Sequence[str] = (), storage: str = "ram", memory_budget_mb: int = DEFAULT_BUDGET_MIB,
+            on_error: str = "stop", checkpoint: str | os.PathLike | None = None, resume: bool = False,
             progress: Callable[[int, int, Mapping[str, Any]], None] | None = None) -> RunResult:  # fmt: skip
         """Run the pipeline once per item, the items independent of each other, on `workers` Ray workers.
 
@@ -158,6 +166,7 @@ class Runtime:
                 Several machines need ComfyUI, the custom nodes and the models at the same paths, and the output
                 folder on a shared disk.
             accumulate: uids whose every item's value comes back (through Ray's object store) and is joined.
+            storage, memory_budget_mb: where accumulated values wait, as for run().
             on_error: "stop", or "skip" an item whose body fails (named in the result's `skipped`).
             checkpoint, resume: a folder recording each finished item, and whether to do only the unfinished ones.
             progress: called as items finish, in item order, with (handled, all items, that item's values).
@@ -181,7 +190,8 @@ class Runtime:
         inputs = dict(inputs or {})
         checked = fanout.check_items(plan, items, inputs)
         settings = LoopSettings(len(checked), None, tuple(accumulate), storage,
-                                Path(checkpoint) if checkpoint is not None else None, resume, on_error)  # fmt: skip
+                                Path(checkpoint) if checkpoint is not None else None, resume, on_error,
+                                _budget_bytes(memory_budget_mb))  # fmt: skip
         if workers == 0:
             return self._result(lambda record, report: self.run_plan(
                 plan, settings, initial=inputs, progress=report, record=record,
@@ -248,6 +258,15 @@ class Runtime:
         """Run several workflows one after the other as one stitched pipeline (once, unless `iterations` says)."""
         return self.run(workflows, inputs, **options)
 
+    def _kept(self, keep: str | os.PathLike | None) -> Path | None:
+        """Where `keep` stores accumulated values: a relative folder is inside the output folder."""
+        if keep is None:
+            return None
+        import folder_paths
+
+        self.start()
+        return Path(folder_paths.get_output_directory()) / keep
+
     def _nested_runner(self) -> Any:
         # One private executor for the Runtime: loaders in the pipeline stay cached from one run to the next.
         from .executor.nested import NestedRunner
@@ -268,6 +287,14 @@ def _as_list(workflows: Workflow | Sequence[Workflow]) -> list[Workflow]:
     if isinstance(workflows, (str, os.PathLike, Mapping)):
         return [workflows]
     return list(workflows)
+
+
+def _budget_bytes(mebibytes: Any) -> int:
+    from .errors import SettingsError
+
+    if isinstance(mebibytes, bool) or not isinstance(mebibytes, int) or mebibytes < 0:
+        raise SettingsError(f"memory_budget_mb is a whole number of MiB, 0 or more, got {mebibytes!r}")
+    return mebibytes * MIB
 
 
 def _name(workflow: Workflow) -> str:

@@ -21,6 +21,7 @@ from .errors import (
     WorkflowError,
 )
 from .serialization.checkpoint import CheckpointError
+from .serialization.stores import DEFAULT_BUDGET_MIB
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow ran and a node failed
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accumulate", action="append", default=[], metavar="UID",
                      help="collect every iteration's value of this uid (images are saved as a batch)")  # fmt: skip
     run.add_argument("--storage", choices=("ram", "disk", "auto"), default="ram", help="where accumulated values wait")
+    run.add_argument("--memory-budget", type=int, default=DEFAULT_BUDGET_MIB, metavar="MIB",
+                     help="with --storage auto: MiB the accumulated values hold in memory, all uids together, before "
+                     f"later ones wait on disk (default {DEFAULT_BUDGET_MIB})")  # fmt: skip
+    run.add_argument("--keep", type=Path, metavar="DIR",
+                     help="after a successful run, store the accumulated values in DIR (relative to --output), "
+                     "replacing an earlier run's")  # fmt: skip
     run.add_argument("--checkpoint", type=Path, metavar="DIR", help="commit the loop's state here every iteration")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint's last finished iteration")
     run.add_argument("--folder", type=Path, metavar="DIR",
@@ -136,6 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingsError("--ray names the cluster for --workers; say how many workers")
     if args.until and (args.workers or args.folder is not None):
         raise SettingsError("--until needs the iterations in order; it does not go with --folder or --workers")
+    if args.keep is not None and (args.workers or args.folder is not None):
+        raise SettingsError("--keep stores a loop's accumulated values; it does not go with --folder or --workers")
     if args.folder is not None and not args.folder.is_dir():
         raise WorkflowError(f"--folder {args.folder}: no such folder")
     output = args.output.resolve()
@@ -169,12 +178,15 @@ def _run(args: argparse.Namespace) -> int:
         try:
             if args.folder is None and not args.workers:
                 result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
-                                     accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
-                                     resume=args.resume, progress=progress, loop_progress=loop_progress)  # fmt: skip
+                                     accumulate=args.accumulate, storage=args.storage,
+                                     memory_budget_mb=args.memory_budget, keep=args.keep,
+                                     checkpoint=args.checkpoint, resume=args.resume, progress=progress,
+                                     loop_progress=loop_progress)  # fmt: skip
             else:  # independent items, in this process or over Ray's workers; one bar for them all
                 items = str(args.folder) if args.folder is not None else [{}] * args.iterations
                 result = runtime.map(args.workflows, items, inputs, workers=args.workers, address=args.ray,
-                                     accumulate=args.accumulate, storage=args.storage, on_error=args.on_error,
+                                     accumulate=args.accumulate, storage=args.storage,
+                                     memory_budget_mb=args.memory_budget, on_error=args.on_error,
                                      checkpoint=args.checkpoint, resume=args.resume, progress=progress)  # fmt: skip
         finally:
             for open_bar in (bar, *loop_bars.values()):

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from ..errors import BodyError, LoopError, PromptValidationError, SettingsError, shown
 from ..serialization.checkpoint import Checkpoint
 from ..serialization.codec import digest, is_ndarray, is_tensor
-from ..serialization.stores import STORAGE_MODES, DiskList, DiskStore, make_list
+from ..serialization.stores import DEFAULT_BUDGET_BYTES, STORAGE_MODES, DiskList, DiskStore, make_lists
 from ..workflow.graph import Graph
 from . import compat
 from .carry import runs
@@ -42,6 +42,8 @@ class LoopSettings:
     checkpoint: str | os.PathLike | None = None  # a folder to commit the loop's state to after every iteration
     resume: bool = False  # continue from the checkpoint's last finished iteration instead of starting over
     on_error: str = "stop"  # "skip": an iteration whose body fails is recorded in LoopRecord.skipped, the loop goes on
+    memory_budget: int = DEFAULT_BUDGET_BYTES  # storage auto: bytes the accumulated values hold in memory, in all
+    keep: str | os.PathLike | None = None  # a folder to store the accumulated values in after a successful run
 
     def check(self, plan: LoopPlan) -> None:
         where = f"loop {plan.loop_id}"
@@ -53,6 +55,9 @@ class LoopSettings:
             raise SettingsError(f"{where}: on_error must be stop or skip, got {self.on_error!r}")
         if self.storage not in STORAGE_MODES:
             raise SettingsError(f"{where}: storage must be one of {', '.join(STORAGE_MODES)}, got {self.storage!r}")
+        if isinstance(self.memory_budget, bool) or not isinstance(self.memory_budget, int) or self.memory_budget < 0:
+            raise SettingsError(f"{where}: the memory budget is a number of bytes, 0 or more, got "
+                                f"{shown(self.memory_budget)}")  # fmt: skip
         for uid in (self.stop_when, *self.accumulate):
             if uid and uid not in plan.exits:
                 known = ", ".join(sorted(plan.exits)) or "none"
@@ -92,13 +97,19 @@ class LoopRecord:
 
     store: DiskStore | None = None  # holds accumulated values for storage disk/auto; see close()
     checkpoint: Checkpoint | None = None  # held (locked) until close(): the accumulated values may live there
+    _joined: dict[str, tuple[int, Any]] = field(default_factory=dict, repr=False)  # uid -> (items, joined)
 
     def joined(self, uid: str) -> Any:
-        """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list."""
+        """The accumulated values of `uid` as one value: tensors and latents joined along the batch, else a list.
+        Joined once for the items there are (what is kept and what a front returns are the same value)."""
         items = self.accumulated.get(uid, [])
-        if isinstance(items, DiskList):
-            return join_batch(items.as_batch())  # joins tensors from disk into one allocation, else a list
-        return join_batch(list(items))
+        known = self._joined.get(uid)
+        if known is not None and known[0] == len(items):
+            return known[1]
+        # From disk, tensors are joined into one allocation as they are read.
+        value = join_batch(items.as_batch() if isinstance(items, DiskList) else list(items))
+        self._joined[uid] = (len(items), value)
+        return value
 
     def close(self, *, success: bool = True) -> os.PathLike | None:
         """Let the checkpoint go, and remove a temporary disk store once its values were read; after a failure
@@ -203,6 +214,10 @@ class LoopRun:
         self._enclosing = plan.enclosing_tokens()  # the loops around this one: their tokens change on their own
 
     def run(self) -> LoopRecord:
+        if self.settings.keep is not None:
+            from ..serialization.kept import check_writable
+
+            check_writable(self.settings.keep)
         self.carry = runs.open(self.plan.loop_id)
         try:
             if self.settings.iterations == 0:
@@ -211,6 +226,8 @@ class LoopRun:
                 self.checkpoint = _open_checkpoint(self.plan, self.settings, self.initial, self.record,
                                                    self.outer_prompt_id)  # fmt: skip
                 self._iterate()
+            if self.settings.keep is not None:
+                self._keep()
             return self.record
         finally:
             runs.close(self.carry)
@@ -298,6 +315,18 @@ class LoopRun:
             self.progress(i + 1, self.settings.iterations)
         return True
 
+    def _keep(self) -> None:
+        """Store the accumulated values where the settings say, for another run to read (serialization.kept)."""
+        from ..serialization.kept import keep
+
+        record = self.record
+        values = {uid: record.joined(uid) for uid in self.settings.accumulate}
+        try:
+            keep(self.settings.keep, values, iterations=record.iterations)
+        except OSError as error:
+            raise SettingsError(f"loop {self.plan.loop_id}: the accumulated values could not be kept in "
+                                f"{self.settings.keep}: {error}") from error  # fmt: skip
+
     def _initial_values(self) -> None:
         """Zero iterations return the initial values, which may need the body's feeders to run once."""
         plan, record, initial, carry = self.plan, self.record, self.initial, self.carry
@@ -362,7 +391,7 @@ def _open_checkpoint(plan: LoopPlan, settings: LoopSettings, initial: Mapping[st
     if settings.checkpoint is None:
         if settings.storage != "ram":
             record.store = DiskStore()
-        record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
+        record.accumulated = make_lists(settings.storage, record.store, settings.accumulate, settings.memory_budget)
         return None
     checkpoint = Checkpoint(settings.checkpoint, _checkpoint_fingerprint(plan, settings, initial), settings.accumulate,
                             holder=f"loop {plan.loop_id} of prompt {prompt_id}")  # fmt: skip

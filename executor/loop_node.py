@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import LoopError, SettingsError, WorkflowError, shown
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
-from ..serialization.stores import STORAGE_MODES
+from ..serialization.stores import DEFAULT_BUDGET_MIB, MIB, STORAGE_MODES
 from ..workflow.graph import id_key
 from . import compat, outcome
 from .plan import PARKED, PlanCache, prepare_prompt
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # frontend shows only the sockets in use; outputs keep these positions, which API prompts link to by index.
 SOCKETS = 16
 PLAN_CACHE_SIZE = 32  # compiled bodies a loop node keeps, one per body structure it ran
+MAX_BUDGET_MIB = 1024**2  # a TiB: beyond any machine's memory, so the widget never stands in the way
 
 
 def ordinal(k: int) -> str:
@@ -70,11 +71,17 @@ class DiscomfortLoop:
                 **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {ordinal(k)} uid in `uids`"})
                    for k in range(1, SOCKETS + 1)},
                 "storage": (list(STORAGE_MODES), {"default": "ram", "tooltip": "Where accumulated values wait: "
-                            "ram, disk (a temporary folder), or auto (memory, then disk past 2 GiB)."}),
+                            "ram, disk (a temporary folder), or auto (memory, then disk past memory_budget_mb)."}),
                 "checkpoint": ("STRING", {"default": "", "tooltip": "A folder name under output/discomfort/"
                                "checkpoints: the loop's state is saved there after every iteration."}),
                 "resume": ("BOOLEAN", {"default": False, "tooltip": "Continue from the checkpoint's last finished "
                            "iteration instead of starting over."}),
+                "memory_budget_mb": ("INT", {"default": DEFAULT_BUDGET_MIB, "min": 0, "max": MAX_BUDGET_MIB,
+                                     "tooltip": "With storage auto: how many MiB the accumulated values may hold in "
+                                     "memory, all uids together; later values wait on disk."}),
+                "keep": ("STRING", {"default": "", "tooltip": "A folder under ComfyUI's output folder: after a "
+                         "successful run the accumulated values are stored there, replacing the last run's, for "
+                         "Discomfort Load Kept (or discomfort.serialization.read_kept) to read."}),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO",
                        "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG", "api_key_comfy_org": "API_KEY_COMFY_ORG"},
@@ -88,7 +95,8 @@ class DiscomfortLoop:
 
     def run(self, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
-            extra_pnginfo: Any = None, auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
+            memory_budget_mb: int = DEFAULT_BUDGET_MIB, keep: str = "", extra_pnginfo: Any = None,
+            auth_token_comfy_org: str | None = None, api_key_comfy_org: str | None = None,
             **values: Any) -> dict:  # fmt: skip
         from .engine import LoopSettings
 
@@ -98,7 +106,9 @@ class DiscomfortLoop:
         _check_uids(plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
-                                _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
+                                _checkpoint_folder(checkpoint, unique_id), bool(resume),
+                                memory_budget=int(memory_budget_mb) * MIB,
+                                keep=output_folder(keep, unique_id, "keep", "kept values folder"))  # fmt: skip
         hidden = {"extra_pnginfo": extra_pnginfo, "auth_token_comfy_org": auth_token_comfy_org,
                   "api_key_comfy_org": api_key_comfy_org}  # fmt: skip
 
@@ -272,15 +282,21 @@ def _prepared_node(prompt: dict, unique_id: str) -> dict:
 
 
 def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
-    """A checkpoint name from a workflow, as a folder under ComfyUI's output directory; nothing outside it."""
+    """A checkpoint name from a workflow, as a folder under <output>/discomfort/checkpoints; nothing outside it."""
+    return output_folder(name, loop_id, "checkpoint", "checkpoint folder", ("discomfort", "checkpoints"))
+
+
+def output_folder(name: Any, loop_id: str, widget: str, what: str, under: tuple[str, ...] = ()) -> Path | None:
+    """A folder a workflow's `widget` names, inside ComfyUI's output folder (in its subfolder `under`); nothing
+    outside it. None when the name is empty."""
     import folder_paths
 
     from ..workflow.files import checked_name, resolve_under
 
-    root = Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints"
+    root = Path(folder_paths.get_output_directory()).joinpath(*under)
     try:
-        name = checked_name(name, "checkpoint").strip()
-        return resolve_under(root, name, "checkpoint folder") if name else None
+        name = checked_name(name, widget).strip()
+        return resolve_under(root, name, what, widget=widget) if name else None
     except WorkflowError as error:
         raise SettingsError(f"loop {loop_id}: {error}") from None
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from ..errors import DiscomfortError
 from .signing import SigningKey
-from .stores import DiskList, DiskStore
+from .stores import DiskList, DiskStore, remove_path
 
 FORMAT = 2
 STATE = "state.json"
@@ -167,12 +167,12 @@ class Checkpoint:
         self._check_open()
         values_name = f"values-{iteration}"
         staging = self.directory / f".{values_name}.tmp"
-        _remove(staging)
+        remove_path(staging)
         store = DiskStore(staging, persistent=True, key=self._key)
         for uid, value in values.items():
             store.put(uid, value)
         final = self.directory / values_name
-        _remove(final)
+        remove_path(final)
         os.replace(staging, final)
         state = {"format": FORMAT, "fingerprint": self.fingerprint, "iteration": iteration, "uids": sorted(values),
                  "stopped": stopped}  # fmt: skip
@@ -182,7 +182,7 @@ class Checkpoint:
         os.replace(temporary, self.state_file)
         for entry in os.scandir(self.directory):  # the values of earlier commits
             if VALUES.fullmatch(entry.name) and entry.name != values_name:
-                _remove(Path(entry.path))
+                remove_path(Path(entry.path))
 
     def _read_state(self) -> dict[str, Any]:
         try:
@@ -260,18 +260,6 @@ def _read_all(descriptor: int) -> bytes:
     while chunk := os.read(descriptor, 65536):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, a link (not what it points to) or a folder, if there is one."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
 
 
 if sys.platform == "win32":
