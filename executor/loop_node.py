@@ -16,6 +16,7 @@ from ..workflow.graph import id_key
 from . import compat, outcome
 from .plan import PARKED, PlanCache, prepare_prompt
 from .proxy import LOOP_MESSAGE
+from .steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ class DiscomfortLoop:
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
-        _check_uids(plan, uid_list, unique_id)
+        steps = plan if isinstance(plan, Steps) else Steps(plan)
+        if not steps.conditional:  # a conditional pipeline's later files are known only as its path reaches them
+            _check_uids(steps.first.plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
                                 _checkpoint_folder(checkpoint, unique_id), bool(resume),
@@ -115,9 +118,14 @@ class DiscomfortLoop:
         def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             finals = [record.values.get(uid) for uid in uid_list]
             joined = [record.joined(uid) for uid in accumulated]
-            return (*_pad(finals), *_pad(joined), record.iterations), _previews(finals, unique_id)
+            outputs = (*_pad(finals), *_pad(joined), record.iterations, *self.extra_outputs(record))
+            return outputs, _previews(finals, unique_id)
 
         return self.loop(plan, settings, unique_id, hidden, results, initial=initial)
+
+    def extra_outputs(self, record: Any) -> tuple[Any, ...]:
+        """Outputs after `iterations` (a subclass's)."""
+        return ()
 
     def loop(
         self,
@@ -346,13 +354,18 @@ def _previews(values: list[Any], node_id: str) -> dict[str, Any]:
 
 
 class DiscomfortWorkflowLoop(DiscomfortLoop):
-    """Runs workflow files (stitched in order by port uid) as the loop body, on the same engine."""
+    """Runs workflow files (stitched in order by port uid) as the loop body, on the same engine; files that give
+    `next` choose the files of the next iteration."""
 
     DESCRIPTION = (
         "Runs saved workflow files as a loop: one per line, from ComfyUI's user workflows folder, stitched in order "
         "(an OUTPUT port of one feeds the INPUT port with the same uid in the next). What the pipeline's OUTPUT "
-        "ports give in one iteration enters its entry ports with the same uid in the next."
+        "ports give in one iteration enters its entry ports with the same uid in the next. A file whose OUTPUT port "
+        "`next` gives a file name picks the workflow of the next iteration (empty or 'done' ends the loop)."
     )
+    RETURN_TYPES = (*DiscomfortLoop.RETURN_TYPES, "STRING")
+    RETURN_NAMES = (*DiscomfortLoop.RETURN_NAMES, "path")
+    OUTPUT_TOOLTIPS = (*DiscomfortLoop.OUTPUT_TOOLTIPS, "the workflow file(s) each iteration ran, one line each")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -367,10 +380,11 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         return frozenset()  # the files' nodes are not in the user's graph (their ids may be, for other nodes)
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
+        """The steps of the files `workflows` names (executor/steps.py): conditional when they give `next`, whose
+        names are found in the user workflows folder as well."""
         import folder_paths
 
-        from ..workflow.files import load_json, resolve_under
-        from .pipeline import plan_pipeline
+        from .pipeline import file_steps
 
         text = widgets.pop("workflows", "")
         if not isinstance(text, str):
@@ -378,17 +392,10 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         names = [line.strip() for line in text.splitlines() if line.strip()]
         if not names:
             raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
-        root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
-        graphs = []
-        for name in names:
-            try:
-                path = resolve_under(root, name, widget="workflows")
-                if path.suffix != ".json" and not path.exists():
-                    # As ComfyUI lists them: without the extension. Resolved on its own, so that a link named
-                    # <name>.json is checked as well.
-                    with_extension = resolve_under(root, f"{name}.json", widget="workflows")
-                    path = with_extension if with_extension.exists() else path
-                graphs.append(load_json(path))
-            except WorkflowError as error:
-                raise WorkflowError(f"loop {unique_id}: {error}") from None
-        return plan_pipeline(graphs, names)
+        try:
+            return file_steps(Path(folder_paths.get_user_directory()) / "default" / "workflows", names)
+        except WorkflowError as error:
+            raise WorkflowError(f"loop {unique_id}: {error}") from None
+
+    def extra_outputs(self, record: Any) -> tuple[Any, ...]:
+        return ("\n".join(" + ".join(names) for names in record.path),)

@@ -153,7 +153,7 @@ class NestedRunner:
         proxy.last_prompt_id = outer_prompt_id
         proxy.display_node_id = display_node_id or self.loop_node_id
         proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
-        proxy.visible = frozenset(visible)
+        proxy.visible = visible if isinstance(visible, frozenset) else frozenset(visible)
         proxy.outer_progress = compat.progress_registry()
         proxy.merging = set()
 

@@ -117,11 +117,12 @@ def parse_next(value: Any) -> tuple[str, ...] | None:
     return names
 
 
-def describe_path(path: Sequence[Sequence[str]]) -> str:
-    """A path as one line, repeats folded: 'start.json, refine.json (x3), upscale.json'."""
+def describe_path(path: Sequence[Sequence[str] | str]) -> str:
+    """A path (each step's files, or its label) as one line, repeats folded: 'start.json, refine.json (x3),
+    upscale.json'."""
     parts: list[list[Any]] = []
-    for names in path:
-        label = " + ".join(names)
+    for step in path:
+        label = step if isinstance(step, str) else " + ".join(step)
         if parts and parts[-1][0] == label:
             parts[-1][1] += 1
         else:

@@ -63,4 +63,4 @@ def test_a_pipeline_is_conditional_when_its_first_step_gives_next():
 def test_a_path_is_described_with_repeats_folded():
     path = [("start.json",), ("refine.json",), ("refine.json",), ("a.json", "b.json"), ("refine.json",)]
     assert describe_path(path) == "start.json, refine.json (x2), a.json + b.json, refine.json"
-    assert describe_path([]) == ""
+    assert describe_path([]) == "" and describe_path(["a.json", "a.json"]) == "a.json (x2)"
