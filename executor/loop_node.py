@@ -139,6 +139,7 @@ class DiscomfortLoop:
         per_iteration: dict | None = None,
         fan_out: tuple[list[dict[str, Any]], int] | None = None,
         prompt: dict | None = None,
+        after_iteration: Any = None,
     ) -> dict[str, Any]:
         """Run `plan` on this node's private executor and answer ComfyUI as a node does.
 
@@ -147,6 +148,7 @@ class DiscomfortLoop:
         failure or a cancel the expansion ends by raising it (see executor/outcome.py), naming the body node at
         fault when the canvas has it. With `fan_out` (items, workers) the iterations, independent of each other,
         run on Ray workers instead (executor/ray_workers.py), the record filled in item order.
+        `after_iteration(done)` is called as each iteration (or item, in order) finishes.
         """
         from .engine import LoopRecord, run_loop
 
@@ -160,6 +162,12 @@ class DiscomfortLoop:
         record = LoopRecord()
         report = _Report(unique_id, settings.iterations, server, client_id, prompt_id,
                          marks=() if nested else sorted(runner.proxy.visible, key=id_key))  # fmt: skip
+
+        def progress(done: int, total: int) -> None:
+            report(done, total)
+            if after_iteration is not None:
+                after_iteration(done)
+
         try:
             if fan_out is None:
                 run_loop(
@@ -169,7 +177,7 @@ class DiscomfortLoop:
                     initial=initial,
                     prompt_id=prompt_id or unique_id,
                     extra_data=extra_data,
-                    progress=report,
+                    progress=progress,
                     record=record,
                     per_iteration=per_iteration,
                 )
@@ -182,7 +190,7 @@ class DiscomfortLoop:
                 pool = WorkerPool.acquire(workers, hold=False)
                 source = {"loop_node": _prepared_node(prompt or {}, unique_id), "loop_id": unique_id}
                 pool.run(plan, source, items, settings, extra_data=hidden, record=record,
-                         progress=lambda done, total, _values: report(done, total))  # fmt: skip
+                         progress=lambda done, total, _values: progress(done, total))  # fmt: skip
             outputs, ui = results(record)
         except BaseException as error:
             failure = record.failed(error)
