@@ -79,7 +79,7 @@ class LoopRecord:
     seconds: list[float] = field(default_factory=list)  # wall time of each finished iteration
     stopped_early: bool = False
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (iteration, why) with on_error="skip"
-    # A conditional pipeline's path: the workflow files each finished iteration ran (executor.steps)
+    # A pipeline of files' path: the workflow files each finished iteration ran (executor.steps)
     path: list[tuple[str, ...]] = field(default_factory=list)
     # What body nodes showed over the iterations (saved images...), by the node shown: node id -> {"images": [...]}
     shown: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
@@ -262,8 +262,8 @@ class LoopRun:
     def _resume(self, state: CheckpointState) -> None:
         """Continue where a checkpoint left off: its values were given by the iteration before its last."""
         self._given_at = {uid: state.iteration - 1 for uid in state.values}
+        self.record.path = list(state.path)
         if self.steps.conditional:
-            self.record.path = list(state.path)
             self._expected = dict(state.plans)
             if state.next is not None:
                 self._start = state.next
@@ -389,7 +389,7 @@ class LoopRun:
         for uid in settings.accumulate:
             if uid in given:  # in a conditional pipeline, not every file gives every uid
                 record.accumulated[uid].append(given[uid])
-        if self.steps.conditional:
+        if self.step.names:  # a pipeline of files: which ones ran
             record.path.append(self.step.names)
         if self.checkpoint is not None:
             self.checkpoint.save(i + 1, record.values, stopped=ended,
