@@ -154,7 +154,8 @@ class Checkpoint:
                        for uid in self.accumulate}  # fmt: skip
         following = state.get("next")
         return CheckpointState(iteration, values, accumulated, state["stopped"], _unfolded(state.get("path", [])),
-                               tuple(following) if following is not None else None, dict(state.get("plans", {})))
+                               tuple(following) if following is not None else None,
+                               dict(state.get("plans", {})))  # fmt: skip
 
     def reset(self) -> None:
         """Forget any previous run in this folder (its lock file, held by this run, stays)."""

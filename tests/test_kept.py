@@ -82,8 +82,10 @@ def expected_frames() -> torch.Tensor:
 @pytest.mark.comfy
 @pytest.mark.parametrize(("budget_mb", "in_memory"), [(0, 0), (1, len(COLORS))])
 def test_auto_storage_holds_values_in_memory_up_to_its_budget(comfy, loaded, budget_mb, in_memory):
-    engine, plan, nested = (importlib.import_module(f"{loaded.discomfort.__name__}.executor.{name}")
-                            for name in ("engine", "plan", "nested"))  # the modules ComfyUI's loader imported
+    engine, plan, nested = (
+        importlib.import_module(f"{loaded.discomfort.__name__}.executor.{name}")
+        for name in ("engine", "plan", "nested")
+    )  # the modules ComfyUI's loader imported
     prompt = colour_loop(storage="auto", budget_mb=budget_mb)
     body = plan.plan_loop(plan.prepare_prompt(prompt)["10"], "10")
     runner = nested.NestedRunner("10")
@@ -134,4 +136,3 @@ def test_kept_folders_stay_inside_the_output_folder_and_leave_other_files_alone(
     (error,) = missing.events("execution_error")
     assert "node 1 (DiscomfortLoadKept)" in error["exception_message"]
     assert "holds no kept values" in error["exception_message"]
-
