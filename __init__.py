@@ -4,16 +4,18 @@ ComfyUI loads this file from custom_nodes/ and reads NODE_CLASS_MAPPINGS; Python
 Either way nothing of ComfyUI is imported here, so `import discomfort` works before ComfyUI is booted.
 """
 
-from .api import RunResult, Runtime
+from .api import RunResult, Runtime, Session
 from .errors import DiscomfortError, LoopError, PortError, WorkflowError
 from .executor.carry import DiscomfortCarryIn, DiscomfortCarryOut
 from .executor.checks import DiscomfortCheck
 from .executor.loop_node import DiscomfortLoop, DiscomfortWorkflowLoop
 from .executor.outcome import DiscomfortRaise, DiscomfortReplay
 from .executor.server_hook import install as _install_server_hook
+from .nodes.choose import DiscomfortChoose
 from .nodes.compare import DiscomfortImageDifference
 from .nodes.describe import DiscomfortImageDescriber
 from .nodes.folder import DiscomfortFolderImageLoader, DiscomfortFolderLoop
+from .nodes.kept import DiscomfortLoadKept
 from .nodes.save import DiscomfortSaveImage
 from .nodes.video import DiscomfortJoinChunks, DiscomfortLastFrames
 from .ports.node import DiscomfortPort
@@ -26,9 +28,11 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortFolderImageLoader": DiscomfortFolderImageLoader,
     "DiscomfortSaveImage": DiscomfortSaveImage,
     "DiscomfortImageDifference": DiscomfortImageDifference,
+    "DiscomfortChoose": DiscomfortChoose,
     "DiscomfortLastFrames": DiscomfortLastFrames,
     "DiscomfortImageDescriber": DiscomfortImageDescriber,
     "DiscomfortJoinChunks": DiscomfortJoinChunks,
+    "DiscomfortLoadKept": DiscomfortLoadKept,
     "DiscomfortCarryIn": DiscomfortCarryIn,
     "DiscomfortCarryOut": DiscomfortCarryOut,
     "DiscomfortCheck": DiscomfortCheck,
@@ -44,9 +48,11 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DiscomfortFolderImageLoader": "Discomfort Folder Image Loader",
     "DiscomfortSaveImage": "Discomfort Save Image (by name)",
     "DiscomfortImageDifference": "Discomfort Image Difference",
+    "DiscomfortChoose": "Discomfort Choose",
     "DiscomfortLastFrames": "Discomfort Last Frames",
     "DiscomfortImageDescriber": "Discomfort Image Describer",
     "DiscomfortJoinChunks": "Discomfort Join Chunks",
+    "DiscomfortLoadKept": "Discomfort Load Kept",
     "DiscomfortCarryIn": "Discomfort Carry In (internal)",
     "DiscomfortCarryOut": "Discomfort Carry Out (internal)",
     "DiscomfortCheck": "Discomfort loop check (internal)",
@@ -69,5 +75,6 @@ __all__ = [
     "PortError",
     "RunResult",
     "Runtime",
+    "Session",
     "WorkflowError",
 ]

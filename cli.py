@@ -21,6 +21,7 @@ from .errors import (
     WorkflowError,
 )
 from .serialization.checkpoint import CheckpointError
+from .serialization.stores import DEFAULT_BUDGET_MIB
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow ran and a node failed
@@ -34,6 +35,7 @@ EPILOG = """\
 examples:
   discomfort run refine.json --iterations 8 --input image=photo.png -o out/
   discomfort run load.json blur.json -n 5 --accumulate image      (two files stitched by port uid)
+  discomfort run start.json -n 20          (start.json's next port names the file each iteration runs)
   discomfort run upscale.json --folder photos/ --workers 4 --ray head-node:6379
   discomfort ports refine.json
   discomfort stitch load.json blur.json -o pipeline.json
@@ -66,8 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accumulate", action="append", default=[], metavar="UID",
                      help="collect every iteration's value of this uid (images are saved as a batch)")  # fmt: skip
     run.add_argument("--storage", choices=("ram", "disk", "auto"), default="ram", help="where accumulated values wait")
+    run.add_argument("--memory-budget", type=int, default=DEFAULT_BUDGET_MIB, metavar="MIB",
+                     help="with --storage auto: MiB the accumulated values hold in memory, all uids together, before "
+                     f"later ones wait on disk (default {DEFAULT_BUDGET_MIB})")  # fmt: skip
+    run.add_argument("--keep", type=Path, metavar="DIR",
+                     help="after a successful run, store the accumulated values in DIR (relative to --output), "
+                     "replacing an earlier run's")  # fmt: skip
     run.add_argument("--checkpoint", type=Path, metavar="DIR", help="commit the loop's state here every iteration")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint's last finished iteration")
+    run.add_argument("--workflows-folder", type=Path, metavar="DIR",
+                     help="where the file names a next port gives are found (default: the first workflow's folder); "
+                     "a name leading out of it is refused")  # fmt: skip
     run.add_argument("--folder", type=Path, metavar="DIR",
                      help="run once per image of DIR instead of -n times: each file enters through the uids image, "
                      "mask, filename and index, as in the folder loop")  # fmt: skip
@@ -136,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import Runtime
+    from .executor.steps import describe_path
 
     inputs = dict(_parse_input(text) for text in args.input)
     if args.workers < 0:
@@ -144,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingsError("--ray names the cluster for --workers; say how many workers")
     if args.until and (args.workers or args.folder is not None):
         raise SettingsError("--until needs the iterations in order; it does not go with --folder or --workers")
+    if args.keep is not None and (args.workers or args.folder is not None):
+        raise SettingsError("--keep stores a loop's accumulated values; it does not go with --folder or --workers")
     if args.folder is not None and not args.folder.is_dir():
         raise WorkflowError(f"--folder {args.folder}: no such folder")
     output = args.output.resolve()
@@ -178,12 +192,16 @@ def _run(args: argparse.Namespace) -> int:
         try:
             if args.folder is None and not args.workers:
                 result = runtime.run(args.workflows, inputs, iterations=args.iterations, until=args.until,
-                                     accumulate=args.accumulate, storage=args.storage, checkpoint=args.checkpoint,
-                                     resume=args.resume, progress=progress, loop_progress=loop_progress)  # fmt: skip
+                                     accumulate=args.accumulate, storage=args.storage,
+                                     memory_budget_mb=args.memory_budget, keep=args.keep,
+                                     checkpoint=args.checkpoint, resume=args.resume,
+                                     workflows_folder=args.workflows_folder, progress=progress,
+                                     loop_progress=loop_progress)  # fmt: skip
             else:  # independent items, in this process or over Ray's workers; one bar for them all
                 items = str(args.folder) if args.folder is not None else [{}] * args.iterations
                 result = runtime.map(args.workflows, items, inputs, workers=args.workers, address=args.ray,
-                                     accumulate=args.accumulate, storage=args.storage, on_error=args.on_error,
+                                     accumulate=args.accumulate, storage=args.storage,
+                                     memory_budget_mb=args.memory_budget, on_error=args.on_error,
                                      checkpoint=args.checkpoint, resume=args.resume, progress=progress)  # fmt: skip
         finally:
             for open_bar in (bar, *loop_bars.values()):
@@ -202,6 +220,10 @@ def _run(args: argparse.Namespace) -> int:
     print(f"done: {runs}{' (stopped early)' if result.stopped_early else ''}, {per_iteration}, {seconds:.2f} s "
           f"(ComfyUI boot {booted - started:.1f} s), peak memory {peak:.0f} MB, {len(written) + len(saved)} image(s) "
           f"in {output}", file=sys.stderr)  # fmt: skip
+    if result.path:  # the files each iteration ran: a conditional pipeline's way through them
+        print(f"path: {describe_path(result.path)}", file=sys.stderr)
+    if args.keep is not None:
+        print(f"kept: {', '.join(args.accumulate) or 'nothing accumulated'} in {output / args.keep}", file=sys.stderr)
     for node_id, report in result.loops.items():
         timing = report.get("seconds_per_iteration")
         print(f"loop {node_id}: {report['iteration']} of {report['total']} iteration(s), {report['state']}"

@@ -24,7 +24,7 @@ from ..serialization.stores import DiskStore
 from .plan import ITERATION_UID, LoopPlan
 
 IMAGE_FILE = "$image_file"  # an item's key naming an image file whose pixels fill its image and mask uids
-FOLDER_UIDS = ("image", "mask", "filename", "index")  # what a folder item gives, as the folder loop's entries take
+FOLDER_UIDS = ("image", "mask", "filename", "basename", "index", "total")  # what a folder item gives (folder loop)
 MAX_ATTEMPTS = 3  # runs of one item whose worker died under it before the item itself is taken to be at fault
 LEDGER_FORMAT = 1
 
@@ -41,9 +41,12 @@ def check_independent(plan: LoopPlan) -> None:
         )
 
 
-def folder_items(files: Sequence[Path], start: int = 0) -> list[Item]:
-    """One item per image file, giving what the folder loop gives each iteration: image, mask, filename, index."""
-    return [{IMAGE_FILE: str(path), "filename": path.name, "index": start + k} for k, path in enumerate(files)]
+def folder_items(files: Sequence[Path], start: int = 0, total: int | None = None) -> list[Item]:
+    """One item per image file, giving what the folder loop gives each iteration: image, mask, filename, basename,
+    index (from `start`) and total (the folder's files, `start` + len(files) unless said)."""
+    total = start + len(files) if total is None else total
+    return [{IMAGE_FILE: str(path), "filename": path.name, "basename": path.stem, "index": start + k, "total": total}
+            for k, path in enumerate(files)]  # fmt: skip
 
 
 def check_items(plan: LoopPlan, items: Sequence[Mapping[str, Any]], initial: Mapping[str, Any]) -> list[Item]:

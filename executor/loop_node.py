@@ -12,11 +12,12 @@ from typing import Any
 from ..errors import LoopError, SettingsError, WorkflowError, shown
 from ..ports.anytype import ANY
 from ..ports.discovery import parse_tags
-from ..serialization.stores import STORAGE_MODES
+from ..serialization.stores import DEFAULT_BUDGET_MIB, MIB, STORAGE_MODES
 from ..workflow.graph import id_key
 from . import compat, outcome
 from .plan import FEED_INPUT, PARKED, PlanCache, prepare_prompt
 from .proxy import LOOP_MESSAGE
+from .steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 # frontend shows only the sockets in use; outputs keep these positions, which API prompts link to by index.
 SOCKETS = 16
 PLAN_CACHE_SIZE = 32  # compiled bodies a loop node keeps, one per body structure it ran
+MAX_BUDGET_MIB = 1024**2  # a TiB: beyond any machine's memory, so the widget never stands in the way
 
 
 def ordinal(k: int) -> str:
@@ -71,11 +73,17 @@ class DiscomfortLoop:
                 **{f"value_{k}": (ANY, {"tooltip": f"initial value of the {ordinal(k)} uid in `uids`"})
                    for k in range(1, SOCKETS + 1)},
                 "storage": (list(STORAGE_MODES), {"default": "ram", "tooltip": "Where accumulated values wait: "
-                            "ram, disk (a temporary folder), or auto (memory, then disk past 2 GiB)."}),
+                            "ram, disk (a temporary folder), or auto (memory, then disk past memory_budget_mb)."}),
                 "checkpoint": ("STRING", {"default": "", "tooltip": "A folder name under output/discomfort/"
                                "checkpoints: the loop's state is saved there after every iteration."}),
                 "resume": ("BOOLEAN", {"default": False, "tooltip": "Continue from the checkpoint's last finished "
                            "iteration instead of starting over."}),
+                "memory_budget_mb": ("INT", {"default": DEFAULT_BUDGET_MIB, "min": 0, "max": MAX_BUDGET_MIB,
+                                     "tooltip": "With storage auto: how many MiB the accumulated values may hold in "
+                                     "memory, all uids together; later values wait on disk."}),
+                "keep": ("STRING", {"default": "", "tooltip": "A folder under ComfyUI's output folder: after a "
+                         "successful run the accumulated values are stored there, replacing the last run's, for "
+                         "Discomfort Load Kept (or discomfort.serialization.read_kept) to read."}),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID", "dynprompt": "DYNPROMPT",
                        **compat.HIDDEN_INPUTS},
@@ -89,7 +97,8 @@ class DiscomfortLoop:
 
     def run(self, iterations: int, uids: str, accumulate: str, stop_when: str, prompt: dict,
             unique_id: str, storage: str = "ram", checkpoint: str = "", resume: bool = False,
-            dynprompt: Any = None, **values: Any) -> dict:  # fmt: skip
+            memory_budget_mb: int = DEFAULT_BUDGET_MIB, keep: str = "", dynprompt: Any = None,
+            **values: Any) -> dict:  # fmt: skip
         from .engine import LoopSettings
 
         self._called_as(unique_id, dynprompt, prompt)
@@ -98,18 +107,27 @@ class DiscomfortLoop:
         uid_list = _uid_list(uids, "uids", unique_id)
         accumulated = _uid_list(accumulate, "accumulate", unique_id)
         plan = self.plan(prompt, unique_id, values)
-        _check_uids(plan, uid_list, unique_id)
+        steps = plan if isinstance(plan, Steps) else Steps(plan)
+        if not steps.conditional:  # a conditional pipeline's later files are known only as its path reaches them
+            _check_uids(steps.first.plan, uid_list, unique_id)
         initial = {uid: values[f"value_{k}"] for k, uid in enumerate(uid_list, 1) if f"value_{k}" in values}
         initial.update(feeds(values))
         settings = LoopSettings(int(iterations), stop_when.strip() or None, tuple(accumulated), storage,
-                                _checkpoint_folder(checkpoint, unique_id), bool(resume))  # fmt: skip
+                                _checkpoint_folder(checkpoint, unique_id), bool(resume),
+                                memory_budget=int(memory_budget_mb) * MIB,
+                                keep=output_folder(keep, unique_id, "keep", "kept values folder"))  # fmt: skip
 
         def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
             finals = [record.values.get(uid) for uid in uid_list]
             joined = [record.joined(uid) for uid in accumulated]
-            return (*_pad(finals), *_pad(joined), record.iterations), _previews(finals, unique_id)
+            outputs = (*_pad(finals), *_pad(joined), record.iterations, *self.extra_outputs(record))
+            return outputs, _previews(finals, unique_id)
 
         return self.loop(plan, settings, unique_id, hidden, results, initial=initial)
+
+    def extra_outputs(self, record: Any) -> tuple[Any, ...]:
+        """Outputs after `iterations` (a subclass's)."""
+        return ()
 
     def loop(
         self,
@@ -123,6 +141,7 @@ class DiscomfortLoop:
         per_iteration: dict | None = None,
         fan_out: tuple[list[dict[str, Any]], int] | None = None,
         prompt: dict | None = None,
+        after_iteration: Any = None,
     ) -> dict[str, Any]:
         """Run `plan` on this node's private executor and answer ComfyUI as a node does.
 
@@ -131,6 +150,7 @@ class DiscomfortLoop:
         failure or a cancel the expansion ends by raising it (see executor/outcome.py), naming the body node at
         fault when the canvas has it. With `fan_out` (items, workers) the iterations, independent of each other,
         run on Ray workers instead (executor/ray_workers.py), the record filled in item order.
+        `after_iteration(done)` is called as each iteration (or item, in order) finishes.
         """
         from .engine import LoopRecord, run_loop
 
@@ -146,6 +166,12 @@ class DiscomfortLoop:
         record = LoopRecord()
         report = _Report(unique_id, settings.iterations, server, client_id, prompt_id,
                          marks=() if nested else sorted(runner.proxy.visible, key=id_key))  # fmt: skip
+
+        def progress(done: int, total: int) -> None:
+            report(done, total)
+            if after_iteration is not None:
+                after_iteration(done)
+
         try:
             if fan_out is None:
                 run_loop(
@@ -155,7 +181,7 @@ class DiscomfortLoop:
                     initial=initial,
                     prompt_id=prompt_id or unique_id,
                     extra_data=extra_data,
-                    progress=report,
+                    progress=progress,
                     record=record,
                     per_iteration=per_iteration,
                 )
@@ -168,7 +194,7 @@ class DiscomfortLoop:
                 pool = WorkerPool.acquire(workers, hold=False)
                 source = {"loop_node": _prepared_node(prompt or {}, unique_id), "loop_id": unique_id}
                 pool.run(plan, source, items, settings, extra_data=passed_on, record=record,
-                         progress=lambda done, total, _values: report(done, total))  # fmt: skip
+                         progress=lambda done, total, _values: progress(done, total))  # fmt: skip
             outputs, ui = results(record)
         except BaseException as error:
             failure = record.failed(error)
@@ -322,15 +348,21 @@ def _prepared_node(prompt: dict, unique_id: str) -> dict:
 
 
 def _checkpoint_folder(name: str, loop_id: str) -> Path | None:
-    """A checkpoint name from a workflow, as a folder under ComfyUI's output directory; nothing outside it."""
+    """A checkpoint name from a workflow, as a folder under <output>/discomfort/checkpoints; nothing outside it."""
+    return output_folder(name, loop_id, "checkpoint", "checkpoint folder", ("discomfort", "checkpoints"))
+
+
+def output_folder(name: Any, loop_id: str, widget: str, what: str, under: tuple[str, ...] = ()) -> Path | None:
+    """A folder a workflow's `widget` names, inside ComfyUI's output folder (in its subfolder `under`); nothing
+    outside it. None when the name is empty."""
     import folder_paths
 
     from ..workflow.files import checked_name, resolve_under
 
-    root = Path(folder_paths.get_output_directory()) / "discomfort" / "checkpoints"
+    root = Path(folder_paths.get_output_directory()).joinpath(*under)
     try:
-        name = checked_name(name, "checkpoint").strip()
-        return resolve_under(root, name, "checkpoint folder") if name else None
+        name = checked_name(name, widget).strip()
+        return resolve_under(root, name, what, widget=widget) if name else None
     except WorkflowError as error:
         raise SettingsError(f"loop {loop_id}: {error}") from None
 
@@ -380,13 +412,18 @@ def _previews(values: list[Any], node_id: str) -> dict[str, Any]:
 
 
 class DiscomfortWorkflowLoop(DiscomfortLoop):
-    """Runs workflow files (stitched in order by port uid) as the loop body, on the same engine."""
+    """Runs workflow files (stitched in order by port uid) as the loop body, on the same engine; files that give
+    `next` choose the files of the next iteration."""
 
     DESCRIPTION = (
         "Runs saved workflow files as a loop: one per line, from ComfyUI's user workflows folder, stitched in order "
         "(an OUTPUT port of one feeds the INPUT port with the same uid in the next). What the pipeline's OUTPUT "
-        "ports give in one iteration enters its entry ports with the same uid in the next."
+        "ports give in one iteration enters its entry ports with the same uid in the next. A file whose OUTPUT port "
+        "`next` gives a file name picks the workflow of the next iteration (empty or 'done' ends the loop)."
     )
+    RETURN_TYPES = (*DiscomfortLoop.RETURN_TYPES, "STRING")
+    RETURN_NAMES = (*DiscomfortLoop.RETURN_NAMES, "path")
+    OUTPUT_TOOLTIPS = (*DiscomfortLoop.OUTPUT_TOOLTIPS, "the workflow file(s) each iteration ran, one line each")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -401,10 +438,11 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         return frozenset()  # the files' nodes are not in the user's graph (their ids may be, for other nodes)
 
     def plan(self, prompt: dict, unique_id: str, widgets: dict[str, Any]) -> Any:
+        """The steps of the files `workflows` names (executor/steps.py): conditional when they give `next`, whose
+        names are found in the user workflows folder as well."""
         import folder_paths
 
-        from ..workflow.files import load_json, resolve_under
-        from .pipeline import plan_pipeline
+        from .pipeline import file_steps
 
         text = widgets.pop("workflows", "")
         if not isinstance(text, str):
@@ -412,17 +450,10 @@ class DiscomfortWorkflowLoop(DiscomfortLoop):
         names = [line.strip() for line in text.splitlines() if line.strip()]
         if not names:
             raise SettingsError(f"loop {unique_id}: name at least one workflow file, one per line")
-        root = Path(folder_paths.get_user_directory()) / "default" / "workflows"
-        graphs = []
-        for name in names:
-            try:
-                path = resolve_under(root, name, widget="workflows")
-                if path.suffix != ".json" and not path.exists():
-                    # As ComfyUI lists them: without the extension. Resolved on its own, so that a link named
-                    # <name>.json is checked as well.
-                    with_extension = resolve_under(root, f"{name}.json", widget="workflows")
-                    path = with_extension if with_extension.exists() else path
-                graphs.append(load_json(path))
-            except WorkflowError as error:
-                raise WorkflowError(f"loop {unique_id}: {error}") from None
-        return plan_pipeline(graphs, names)
+        try:
+            return file_steps(Path(folder_paths.get_user_directory()) / "default" / "workflows", names)
+        except WorkflowError as error:
+            raise WorkflowError(f"loop {unique_id}: {error}") from None
+
+    def extra_outputs(self, record: Any) -> tuple[Any, ...]:
+        return ("\n".join(" + ".join(names) for names in record.path),)

@@ -25,6 +25,7 @@ from .embedded import describe_validation_error
 from .proxy import ProxyServer
 
 VALIDATED_KEPT = 16  # validated bodies a runner keeps (one per structure it ran)
+LANES_KEPT = 8  # sibling runners a runner keeps, one per workflow of a conditional pipeline, each with its cache
 
 _depth = threading.local()  # how many loops enclose the code running on this thread
 _running = threading.local()  # the proxies of the inner runs on this thread, innermost last
@@ -88,22 +89,48 @@ class NestedRunner:
                                                           cache_args=compat.cache_args())  # fmt: skip
         self._loop = _PrivateLoop(depth)
         self._validated: OrderedDict[str, tuple[dict[str, Any], list[str]]] = OrderedDict()
+        self._lanes: OrderedDict[str, NestedRunner] = OrderedDict()
+        self._binding: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._finalizer = weakref.finalize(self, self._loop.close)
 
     def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()
         self._finalizer()
+
+    def lane(self, key: str) -> NestedRunner:
+        """A sibling runner for the body `key` names (its structure), bound as this one is, kept across runs.
+
+        ComfyUI's CLASSIC cache keeps only the outputs of the prompt it ran last, so one executor running the
+        files of a conditional pipeline in turn would load every file's models again at each switch. Each file
+        runs in a lane of its own instead: its loaders stay cached while the other files run.
+        """
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = NestedRunner(self.loop_node_id)
+            if self._binding is not None:
+                args, options = self._binding
+                lane.bind(*args, **options)
+            while len(self._lanes) > LANES_KEPT:
+                self._lanes.popitem(last=False)[1].close()
+        self._lanes.move_to_end(key)
+        return lane
 
     def bind(self, real_server: Any, outer_prompt_id: str | None, display_node_id: str | None = None,
              visible: Collection[str] = ()) -> None:  # fmt: skip
         """Address what the body shows to the run around it: nodes of the user's graph (`visible`) as themselves,
         anything else (outputs, previews, progress) on the loop node."""
+        self._binding = ((real_server, outer_prompt_id, display_node_id), {"visible": visible})
+        for lane in self._lanes.values():
+            lane.bind(real_server, outer_prompt_id, display_node_id, visible)
         proxy = self.proxy
         proxy.real = real_server
         proxy.outer_prompt_id = outer_prompt_id
         proxy.last_prompt_id = outer_prompt_id
         proxy.display_node_id = display_node_id or self.loop_node_id
         proxy.sockets_metadata = getattr(real_server, "sockets_metadata", {})
-        proxy.visible = frozenset(visible)
+        proxy.visible = visible if isinstance(visible, frozenset) else frozenset(visible)
         proxy.outer_progress = compat.progress_registry()
 
     def validate(self, prompt: dict[str, Any], prompt_id: str) -> list[str]:

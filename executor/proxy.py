@@ -29,6 +29,16 @@ DROPPED = frozenset(
 )
 
 
+class _EveryNode(frozenset):
+    """`visible` for a run no canvas shows (the Python API, the CLI): every node is itself."""
+
+    def __contains__(self, node_id: object) -> bool:
+        return True
+
+
+EVERY_NODE: frozenset[str] = _EveryNode()
+
+
 class ProxyServer:
     """Stands between an inner PromptExecutor and the server of the run around it (the real one, the headless one,
     or the proxy of an enclosing loop)."""

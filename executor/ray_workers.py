@@ -336,7 +336,7 @@ class _Run:
                 self.progress(done + 1, self.total, item.get("values", {}))
 
     def _open_accumulation(self) -> None:
-        from ..serialization.stores import DiskStore, make_list
+        from ..serialization.stores import DiskStore, make_lists
 
         record, settings = self.record, self.settings
         if self.ledger is not None:  # the ledger holds every value already: read them from there, in order
@@ -344,7 +344,7 @@ class _Run:
             return
         if settings.storage != "ram":
             record.store = DiskStore()
-        record.accumulated = {uid: make_list(settings.storage, record.store, uid) for uid in settings.accumulate}
+        record.accumulated = make_lists(settings.storage, record.store, settings.accumulate, settings.memory_budget)
 
     def _accumulate(self, index: int, item: Mapping[str, Any]) -> dict[str, Any]:
         if self.ledger is not None:

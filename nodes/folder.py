@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiscomfortError, SettingsError, WorkflowError
+from ..errors import DiscomfortError, SettingsError, WorkflowError, shown
 from ..executor import compat
 from ..executor.loop_node import DiscomfortLoop
 from ..workflow.files import checked_name
@@ -21,6 +21,7 @@ FILTERS = {
     "custom": (),
 }
 SIZE_POLICIES = ("error", "resize", "pad")
+CURSOR_MODES = ("reset", "continue")  # the folder loop: start at the first file, or after the last one finished
 FOLDERS_ENV = "DISCOMFORT_FOLDERS"  # extra folders (os.pathsep-separated) a workflow may read images from
 
 
@@ -202,16 +203,20 @@ class DiscomfortFolderLoop(DiscomfortLoop):
 
     DESCRIPTION = (
         "Runs the body tagged `body` once per image of a folder (natural order), in one prompt. Entry ports with "
-        "the uids image, mask, filename and index receive each file in turn; save it by name with Discomfort Save "
-        "Image. start_index resumes a run; on_error 'skip' records a failing file in the status and goes on."
+        "the uids image, mask, filename, basename, index and total receive each file in turn; save it by name with "
+        "Discomfort Save Image. cursor 'continue' picks up after the last file the previous prompt finished (it "
+        "starts over when the folder's files change); start_index starts at a file of your choosing; on_error "
+        "'skip' records a failing file in the status and goes on."
     )
-    RETURN_TYPES = ("STRING", "INT", "INT", "BOOLEAN")
-    RETURN_NAMES = ("status", "processed", "skipped", "complete")
+    RETURN_TYPES = ("STRING", "INT", "INT", "BOOLEAN", "STRING", "INT")
+    RETURN_NAMES = ("status", "processed", "skipped", "complete", "last_file", "total")
     OUTPUT_TOOLTIPS = (
-        "JSON: processed, skipped (file and error), total, next_index",
+        "JSON: processed, skipped (file and error), total, start, next_index, cursor",
         "files processed",
         "files skipped",
         "true when the last file of the folder was handled",
+        "the name of the last file handled (empty when none was)",
+        "how many files the folder has",
     )
 
     @classmethod
@@ -224,57 +229,79 @@ class DiscomfortFolderLoop(DiscomfortLoop):
                 "custom_pattern": folder_inputs["custom_pattern"],
                 "body": ("STRING", {"default": "loop", "tooltip": "The tag that marks this loop's ports."}),
                 "start_index": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
-                                        "tooltip": "Skip the files before this one (to resume)."}),
+                                        "tooltip": "Start at this file (0: the first, or where the cursor says)."}),
                 "on_error": (["stop", "skip"], {"default": "stop"}),
             },
             "optional": {
                 "workers": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: one file after the "
                             "other, in this process. N: fanned out over N Ray workers, each an embedded ComfyUI "
                             "(pip install 'discomfort[ray]'; the cluster is $RAY_ADDRESS, else a local Ray)."}),
+                "cursor": (list(CURSOR_MODES), {"default": "reset", "tooltip": "reset: start at the first file "
+                           "every time. continue: start after the last file the previous prompt of this workflow "
+                           "finished in this folder (from the first again when its files changed). start_index, "
+                           "when set, wins."}),
             },
             "hidden": DiscomfortLoop.INPUT_TYPES()["hidden"],
         }  # fmt: skip
 
     def run(self, folder: str, filter: str, custom_pattern: str, body: str, start_index: int, on_error: str,
-            prompt: dict, unique_id: str, workers: int = 0, dynprompt: Any = None,
+            prompt: dict, unique_id: str, workers: int = 0, cursor: str = "reset", dynprompt: Any = None,
             **outside: Any) -> dict:  # fmt: skip
         from ..executor.engine import LoopSettings
         from ..executor.loop_node import feeds
+        from .cursor import FolderCursor, Start, cursor_root
 
         self._called_as(unique_id, dynprompt, prompt)
         unique_id = self.loop_id
         hidden = compat.take_hidden(outside)
 
+        if cursor not in CURSOR_MODES:
+            raise SettingsError(f"loop {unique_id}: cursor must be {' or '.join(CURSOR_MODES)}, got {shown(cursor)}")
         path, files = _folder_files(folder, filter, custom_pattern, f"loop {unique_id}")
         if not files:
             raise WorkflowError(f"folder {path} has no files matching filter {filter!r}")
-        todo = files[start_index:]
         plan = self.plan(prompt, unique_id, {"body": body})
-        if not todo:  # resumed at the next_index of a finished run: nothing is left to do
-            status = {"processed": 0, "skipped": [], "total": len(files), "next_index": start_index}
-            return {"ui": {}, "result": (json.dumps(status), 0, 0, True)}
+        place = FolderCursor(cursor_root(), path, f"{unique_id}:{plan.fingerprint}", files)
+        if start_index:
+            start = Start(min(start_index, len(files)), f"start_index {start_index}")
+        elif cursor == "continue":
+            start = place.start()
+        else:
+            start = Start(0, "reset: from the first file")
+        todo = files[start.index :]
+
+        def outputs(done: int, skipped: list[tuple[int, str]]) -> tuple[Any, ...]:
+            failed = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in skipped]
+            report = {"processed": done - len(failed), "skipped": failed, "total": len(files), "start": start.index,
+                      "next_index": start.index + done, "cursor": start.why}  # fmt: skip
+            return (json.dumps(report), done - len(failed), len(failed), start.index + done >= len(files),
+                    todo[done - 1].name if done else "", len(files))  # fmt: skip
+
+        if not todo:  # the cursor or start_index is past the last file: nothing is left to do
+            place.advance(start.index)
+            return {"ui": {}, "result": outputs(0, [])}
         settings = LoopSettings(len(todo), on_error=on_error)
         per_iteration, fan_out = None, None
         if workers:
             from ..executor import fanout
 
-            fan_out = (fanout.check_items(plan, fanout.folder_items(todo, start_index), {}), int(workers))
+            items = fanout.folder_items(todo, start.index, len(files))
+            fan_out = (fanout.check_items(plan, items, {}), int(workers))
         else:
             loaded = _LastLoaded(todo)
             makers = {"image": lambda i: loaded(i)[0], "mask": lambda i: loaded(i)[1],
-                      "filename": lambda i: todo[i].name, "index": lambda i: start_index + i}  # fmt: skip
+                      "filename": lambda i: todo[i].name, "basename": lambda i: todo[i].stem,
+                      "index": lambda i: start.index + i, "total": lambda i: len(files)}  # fmt: skip
             per_iteration = {uid: make for uid, make in makers.items() if uid in plan.entries}
 
         def results(record: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            skipped = [{"file": todo[iteration - 1].name, "error": why} for iteration, why in record.skipped]
-            processed = record.iterations - len(skipped)
-            status = {"processed": processed, "skipped": skipped, "total": len(files),
-                      "next_index": start_index + record.iterations}  # fmt: skip
-            complete = start_index + record.iterations >= len(files)
-            return (json.dumps(status), processed, len(skipped), complete), {}
+            return outputs(record.iterations, record.skipped), {}
 
+        # Every finished file moves the cursor, so a prompt that stops (cancelled, failed, killed) is continued
+        # after its last finished file.
         return self.loop(plan, settings, unique_id, hidden, results, initial=feeds(outside),
-                         per_iteration=per_iteration, fan_out=fan_out, prompt=prompt)  # fmt: skip
+                         per_iteration=per_iteration, fan_out=fan_out, prompt=prompt,
+                         after_iteration=lambda done: place.advance(start.index + done))  # fmt: skip
 
 
 def _folder_files(folder: Any, filter: str, custom_pattern: Any, where: str) -> tuple[Path, list[Path]]:

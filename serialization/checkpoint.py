@@ -1,9 +1,10 @@
 """A loop's state on disk after every finished iteration, so that a killed run resumes where it stopped.
 
     <directory>/.lock               held (flock) by the run using the folder; says who that is; marks the folder
-    <directory>/state.json          the commit point: iteration count, fingerprint, carried uids; signed
+    <directory>/state.json          the commit point: iteration count, fingerprint, carried uids, accumulated
+                                    counts, a conditional pipeline's path and next step; signed
     <directory>/values-<k>/         carried values after iteration k (a DiskStore)
-    <directory>/accumulated/        every accumulated value, one item per iteration (a DiskStore of DiskLists)
+    <directory>/accumulated/        every accumulated value, one item per iteration that gave it (DiskLists)
 
 Saving iteration k writes its accumulated items and `values-k`, then replaces state.json atomically, then
 removes the other `values-*` folders. A crash at any point leaves the previous state.json, naming files that are
@@ -25,15 +26,17 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DiscomfortError
 from .signing import SigningKey
-from .stores import DiskList, DiskStore
+from .stores import DiskList, DiskStore, remove_path
 
-FORMAT = 2
+FORMAT = 3  # 3 added the path of a conditional pipeline and per-uid accumulated counts
+READ_FORMATS = (2, 3)  # format 2 states are read as those of loops that accumulate every uid every iteration
 STATE = "state.json"
 LOCK = ".lock"
 ACCUMULATED = "accumulated"
@@ -59,6 +62,11 @@ class CheckpointState:
     values: dict[str, Any]
     accumulated: dict[str, DiskList] = field(default_factory=dict)
     stopped: bool = False
+    # A conditional pipeline's: the files each iteration ran, those the next one runs (None: the path ended),
+    # and the structure of every step of the path, by its files joined with newlines.
+    path: list[tuple[str, ...]] = field(default_factory=list)
+    next: tuple[str, ...] | None = None
+    plans: dict[str, str] = field(default_factory=dict)
 
 
 class Checkpoint:
@@ -141,8 +149,13 @@ class Checkpoint:
         iteration = state["iteration"]
         store = DiskStore(self.directory / f"values-{iteration}", persistent=True, key=self._key)
         values = {uid: store.get(uid) for uid in state["uids"]}
-        accumulated = {uid: DiskList(self._accumulated(), uid, length=iteration) for uid in self.accumulate}
-        return CheckpointState(iteration, values, accumulated, state["stopped"])
+        lengths = state.get("accumulated", {})
+        accumulated = {uid: DiskList(self._accumulated(), uid, length=lengths.get(uid, iteration))
+                       for uid in self.accumulate}  # fmt: skip
+        following = state.get("next")
+        return CheckpointState(iteration, values, accumulated, state["stopped"], _unfolded(state.get("path", [])),
+                               tuple(following) if following is not None else None,
+                               dict(state.get("plans", {})))  # fmt: skip
 
     def reset(self) -> None:
         """Forget any previous run in this folder (its lock file, held by this run, stays)."""
@@ -162,27 +175,34 @@ class Checkpoint:
         items.truncate(length)  # items of an iteration that never committed
         return items
 
-    def save(self, iteration: int, values: dict[str, Any], *, stopped: bool = False) -> None:
-        """Commit the state after `iteration` finished iterations (accumulated items are appended already)."""
+    def save(self, iteration: int, values: dict[str, Any], *, stopped: bool = False,
+             lengths: Mapping[str, int] | None = None, path: Sequence[Sequence[str]] = (),
+             next: Sequence[str] | None = None, plans: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        """Commit the state after `iteration` finished iterations (accumulated items are appended already:
+        `lengths` says how many each uid has, `iteration` when not given). A conditional pipeline also commits its
+        `path`, the files of the `next` step and the structure of its steps (`plans`)."""
         self._check_open()
         values_name = f"values-{iteration}"
         staging = self.directory / f".{values_name}.tmp"
-        _remove(staging)
+        remove_path(staging)
         store = DiskStore(staging, persistent=True, key=self._key)
         for uid, value in values.items():
             store.put(uid, value)
         final = self.directory / values_name
-        _remove(final)
+        remove_path(final)
         os.replace(staging, final)
+        counts = {uid: (lengths or {}).get(uid, iteration) for uid in self.accumulate}
         state = {"format": FORMAT, "fingerprint": self.fingerprint, "iteration": iteration, "uids": sorted(values),
-                 "stopped": stopped}  # fmt: skip
+                 "stopped": stopped, "accumulated": counts,
+                 "path": _folded(path), "next": list(next) if next is not None else None,
+                 "plans": dict(plans or {})}  # fmt: skip
         state["signature"] = self._signing_key().sign(_canonical(state))
         temporary = self.directory / f".{STATE}.tmp"
         temporary.write_text(json.dumps(state, indent=1))
         os.replace(temporary, self.state_file)
         for entry in os.scandir(self.directory):  # the values of earlier commits
             if VALUES.fullmatch(entry.name) and entry.name != values_name:
-                _remove(Path(entry.path))
+                remove_path(Path(entry.path))
 
     def _read_state(self) -> dict[str, Any]:
         try:
@@ -197,7 +217,7 @@ class Checkpoint:
             state = json.loads(text)
         except ValueError:
             raise CheckpointError(f"{self.state_file} is not a checkpoint state (not JSON); resume refused") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in READ_FORMATS:
             found = state.get("format") if isinstance(state, dict) else None
             raise CheckpointError(f"{self.state_file}: checkpoint format {found!r} is not {FORMAT}; resume refused. "
                                   "Run without resume to start over")  # fmt: skip
@@ -250,6 +270,21 @@ class Checkpoint:
         return self._key
 
 
+def _folded(path: Sequence[Sequence[str]]) -> list[list[Any]]:
+    """A path as [[files, times in a row], ...]: a refinement that runs one file a thousand times is one entry."""
+    folded: list[list[Any]] = []
+    for step in path:
+        if folded and folded[-1][0] == list(step):
+            folded[-1][1] += 1
+        else:
+            folded.append([list(step), 1])
+    return folded
+
+
+def _unfolded(folded: list[list[Any]]) -> list[tuple[str, ...]]:
+    return [tuple(step) for step, times in folded for _ in range(times)]
+
+
 def _canonical(state: dict[str, Any]) -> bytes:
     return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
@@ -260,18 +295,6 @@ def _read_all(descriptor: int) -> bytes:
     while chunk := os.read(descriptor, 65536):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, a link (not what it points to) or a folder, if there is one."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
 
 
 if sys.platform == "win32":

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -25,7 +26,9 @@ from . import codec
 from .signing import SigningKey
 
 STORAGE_MODES = ("ram", "disk", "auto")
-DEFAULT_BUDGET_BYTES = 2 * 1024**3  # auto mode: values above this total spill to disk
+MIB = 1024**2
+DEFAULT_BUDGET_MIB = 2048  # auto mode: accumulated values above this total (in MiB) wait on disk
+DEFAULT_BUDGET_BYTES = DEFAULT_BUDGET_MIB * MIB
 RECORD_KEY = "discomfort"  # safetensors header key holding a lone tensor's record
 UNFINISHED_BUDGET_BYTES = 4 * 1024**3  # failed runs' values kept for recovery; the oldest go past this total
 
@@ -249,20 +252,35 @@ class DiskList(Sequence):
         return result
 
 
-class SpillingList(Sequence):
-    """A list kept in memory until its tensors pass `budget_bytes`; later items go to a DiskList."""
+class MemoryBudget:
+    """The bytes that accumulated values may hold in memory under storage `auto`, shared by every list of a run:
+    past it, values go to disk."""
 
-    def __init__(self, disk: DiskList, budget_bytes: int = DEFAULT_BUDGET_BYTES):
-        self.memory: list[Any] = []
-        self.disk = disk
-        self.budget_bytes = budget_bytes
+    def __init__(self, limit_bytes: int = DEFAULT_BUDGET_BYTES):
+        self.limit_bytes = limit_bytes
         self.held_bytes = 0
 
+    def take(self, size: int) -> bool:
+        """Hold `size` more bytes if they fit; False when they do not (nothing is taken then)."""
+        if self.held_bytes + size > self.limit_bytes:
+            return False
+        self.held_bytes += size
+        return True
+
+
+class SpillingList(Sequence):
+    """A list kept in memory while its tensors fit the budget (its own of `budget_bytes`, or a `shared` one);
+    from the first item that does not fit, later items go to a DiskList."""
+
+    def __init__(self, disk: DiskList, budget_bytes: int = DEFAULT_BUDGET_BYTES, *,
+                 shared: MemoryBudget | None = None):  # fmt: skip
+        self.memory: list[Any] = []
+        self.disk = disk
+        self.budget = shared if shared is not None else MemoryBudget(budget_bytes)
+
     def append(self, value: Any) -> None:
-        size = nbytes(value)
-        if not len(self.disk) and self.held_bytes + size <= self.budget_bytes:
+        if not len(self.disk) and self.budget.take(nbytes(value)):
             self.memory.append(value)
-            self.held_bytes += size
         else:
             self.disk.append(value)
 
@@ -306,6 +324,18 @@ def prune(root: Path, budget_bytes: int, *, keep: Path) -> list[Path]:
     return removed
 
 
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder, if there is one."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 def _size(folder: Path) -> int:
     return sum(os.lstat(os.path.join(root, name)).st_size for root, _, files in os.walk(folder) for name in files)
 
@@ -316,15 +346,22 @@ def _comfy_directory(getter: str) -> Path | None:
     return Path(get()) if get is not None else None
 
 
-def make_list(mode: str, store: DiskStore | None, prefix: str, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> Any:
-    """The list an accumulation uses under storage `mode` (ram, disk or auto)."""
+def make_list(mode: str, store: DiskStore | None, prefix: str, budget: MemoryBudget | None = None) -> Any:
+    """The list an accumulation uses under storage `mode` (ram, disk or auto; auto within `budget`)."""
     if mode not in STORAGE_MODES:
         raise SerializationError(f"storage must be one of {', '.join(STORAGE_MODES)}, got {mode!r}")
     if mode == "ram":
         return []
     assert store is not None
     disk = DiskList(store, prefix)
-    return disk if mode == "disk" else SpillingList(disk, budget_bytes)
+    return disk if mode == "disk" else SpillingList(disk, shared=budget or MemoryBudget())
+
+
+def make_lists(mode: str, store: DiskStore | None, uids: Sequence[str],
+               budget_bytes: int = DEFAULT_BUDGET_BYTES) -> dict[str, Any]:  # fmt: skip
+    """One list per accumulated uid (see `make_list`), all of them within one memory budget."""
+    budget = MemoryBudget(budget_bytes)
+    return {uid: make_list(mode, store, uid, budget) for uid in uids}
 
 
 def nbytes(value: Any) -> int:

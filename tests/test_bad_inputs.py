@@ -199,6 +199,31 @@ def foreign_checkpoint_folder(case, server, client, tmp_path):
 
 
 @contextmanager
+def foreign_kept_folder(case, server, client, tmp_path):
+    notes = server.base_directory / "output" / "not_mine_kept" / "notes.txt"
+    notes.parent.mkdir(parents=True, exist_ok=True)
+    notes.write_text("mine")
+    yield {}
+    assert sorted(path.name for path in notes.parent.iterdir()) == ["notes.txt"] and notes.read_text() == "mine"
+
+
+@contextmanager
+def workflow_files(case, server, client, tmp_path):
+    """The case's "workflows" in the user workflows folder, and its "linked_out" ones outside it, linked in."""
+    folder = server.base_directory / "user" / "default" / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, graph in case.get("workflows", {}).items():
+        (folder / name).write_text(json.dumps(graph))
+    for name, graph in case.get("linked_out", {}).items():
+        outside = server.base_directory / "outside_workflows" / name
+        outside.parent.mkdir(exist_ok=True)
+        outside.write_text(json.dumps(graph))
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).symlink_to(outside)
+    yield {}
+
+
+@contextmanager
 def first_run(case, server, client, tmp_path):
     """Runs the case's "first" prompt, which must succeed (a run whose checkpoint the case's prompt resumes)."""
     run = client.run(case["first"])
@@ -258,6 +283,8 @@ SETUPS = {
     "two_images": two_images,
     "workflow_link_out": workflow_link_out,
     "foreign_checkpoint_folder": foreign_checkpoint_folder,
+    "foreign_kept_folder": foreign_kept_folder,
+    "workflow_files": workflow_files,
     "first_run": first_run,
     "edited_checkpoint_state": edited_checkpoint_state,
     "describer_endpoint": describer_endpoint,

@@ -123,3 +123,33 @@ def test_links_are_refused_rather_than_followed(tmp_path, key):
     (folder / "accumulated" / "elsewhere").unlink()
     with Checkpoint(folder, "body", key=key):  # the refusal let the folder go
         pass
+
+
+def test_a_conditional_pipelines_path_and_uneven_accumulations_survive_a_resume(tmp_path, key):
+    path = [("start.json",), *[("refine.json",)] * 3, ("a.json", "b.json")]
+    with Checkpoint(tmp_path / "run", "body", ("frame", "score"), key=key) as checkpoint:
+        checkpoint.reset()
+        frames = checkpoint.accumulation("frame")
+        for i in range(3):
+            frames.append(torch.full((1, 2, 2, 3), float(i)))
+        checkpoint.save(5, {"x": 1}, lengths={"frame": 3, "score": 0}, path=path, next=("upscale.json",),
+                        plans={"refine.json": "f1", "a.json\nb.json": "f2"})  # fmt: skip
+    state_file = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state_file["format"] == 3 and len(state_file["path"]) == 3  # repeats folded
+    with Checkpoint(tmp_path / "run", "body", ("frame", "score"), key=key) as checkpoint:
+        state = checkpoint.load()
+    assert state.path == path and state.next == ("upscale.json",) and state.plans["a.json\nb.json"] == "f2"
+    assert len(state.accumulated["frame"]) == 3 and len(state.accumulated["score"]) == 0
+
+
+def test_a_format_2_state_still_resumes(tmp_path, key):
+    folder = committed(tmp_path / "run", key)
+    state = json.loads((folder / "state.json").read_text())
+    for name in ("signature", "accumulated", "path", "next", "plans"):
+        del state[name]
+    state["format"] = 2
+    state["signature"] = key.sign(json.dumps(state, sort_keys=True, separators=(",", ":")).encode())
+    (folder / "state.json").write_text(json.dumps(state))
+    with Checkpoint(folder, "body", ("frame",), key=key) as checkpoint:
+        loaded = checkpoint.load()
+    assert loaded.iteration == 2 and len(loaded.accumulated["frame"]) == 2 and loaded.path == [] and not loaded.next

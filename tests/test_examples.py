@@ -54,6 +54,19 @@ def check_video(output: Path) -> None:
     assert frames(video) == 5 * 16 - 4 * 4
 
 
+STATES = [f"refine_then_upscale_{part}.json" for part in ("1_start", "2_refine", "3_upscale")]
+
+
+def check_states(output: Path) -> int:
+    """The state machine refined a few times, then upscaled the last step once; returns how many refinements."""
+    steps = sorted((output / "refine_then_upscale").glob("step_*.png"))
+    (final,) = (output / "refine_then_upscale").glob("final_*.png")
+    assert 2 <= len(steps) < 19
+    last = Image.open(steps[-1])
+    assert Image.open(final).size == (2 * last.width, 2 * last.height)
+    return len(steps)
+
+
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "discomfort", "run", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=600)  # fmt: skip
@@ -72,6 +85,11 @@ def test_examples_through_the_cli(tmp_path):
                "-o", str(tmp_path / "pipe"), cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "pipe" / "pipeline").glob("step_*.png"))) == 5
+    # The state machine, from its first file: the names next gives are found beside it.
+    done = cli(str(EXAMPLES / STATES[0]), "-n", "20", "-o", str(tmp_path / "states"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    refinements = check_states(tmp_path / "states")
+    assert f"path: {STATES[0]}, {STATES[1]} (x{refinements}), {STATES[2]}" in done.stderr
 
 
 def test_examples_through_the_server(server, client, comfy):
@@ -105,6 +123,13 @@ def test_examples_through_the_server(server, client, comfy):
               "accumulate": "", "stop_when": ""}  # fmt: skip
     assert client.run({"1": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs}}).status == "success"
     assert len(list((output / "pipeline").glob("step_*.png"))) == 5
+    # The state machine, from the workflows folder as a user copies it there.
+    for name in STATES:
+        (workflows / name).write_text((EXAMPLES / name).read_text())
+    shutil.rmtree(output / "refine_then_upscale", ignore_errors=True)
+    inputs = {"workflows": STATES[0], "iterations": 20, "uids": "image", "accumulate": "", "stop_when": ""}
+    assert client.run({"1": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs}}).status == "success"
+    check_states(output)
 
 
 def test_previews_on_the_exits_show_every_iteration_and_the_loop_still_settles(server, client, comfy):

@@ -85,7 +85,8 @@ def test_folder_loop_saves_one_output_per_input_by_name_and_resumes(comfy, captu
     out = comfy.output_directory / f"{photos.name}-inverted"
     assert sorted(p.name for p in out.iterdir()) == ["img10.png", "img2.png"]
     status = json.loads(captured["status"][-1])
-    assert status == {"processed": 2, "skipped": [], "total": 3, "next_index": 3} and captured["complete"] == [True]
+    assert status == {"processed": 2, "skipped": [], "total": 3, "start": 1, "next_index": 3,
+                      "cursor": "start_index 1"} and captured["complete"] == [True]  # fmt: skip
     comfy.run(folder_loop(photos.name))
     assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img10.png", "img2.png"]
     inverted = np.asarray(Image.open(out / "img1.png"))

@@ -38,11 +38,9 @@ def test_node_api_and_cli_give_the_same_images(server, client, comfy, tmp_path):
     import discomfort
 
     api_output, previous = tmp_path / "api", comfy.output_directory
-    try:
-        with discomfort.Runtime(output_directory=api_output) as rt:
-            rt.run([WORKFLOWS / name for name in FILES], iterations=5)
-    finally:
-        comfy.set_output_directory(previous)
+    with discomfort.Runtime(output_directory=api_output) as rt:
+        rt.run([WORKFLOWS / name for name in FILES], iterations=5)
+    assert comfy.output_directory == previous  # the process's ComfyUI gets its own output folder back
     through_api = pixels(api_output / "pipeline")
 
     cli_output = tmp_path / "cli"

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from discomfort.serialization import DiskList, DiskStore, MemoryStore, SigningKey, SpillingList, make_list
+from discomfort.serialization.stores import make_lists
 
 
 @pytest.fixture
@@ -91,6 +92,20 @@ def test_spilling_list_moves_to_disk_past_its_budget(key):
     assert len(items.memory) == 3 and len(items.disk) == 3
     assert [float(items[i][0]) for i in range(6)] == [0, 1, 2, 3, 4, 5]
     assert make_list("ram", None, "x") == []
+
+
+def test_one_budget_holds_every_accumulated_uid_together(key):
+    lists = make_lists("auto", DiskStore(key=key), ["image", "mask"], budget_bytes=4 * 4 * 16)
+    for i in range(3):
+        lists["image"].append(torch.full((16,), float(i)))
+        lists["mask"].append(torch.full((16,), -float(i)))
+    # 4 items fit, taken in turn: image 0, mask 0, image 1, mask 1; each list spills from its first misfit on.
+    assert [len(items.memory) for items in lists.values()] == [2, 2]
+    assert [len(items.disk) for items in lists.values()] == [1, 1]
+    assert [float(item[0]) for item in lists["mask"]] == [0, -1, -2]
+    nothing = make_lists("auto", DiskStore(key=key), ["image"], budget_bytes=0)["image"]
+    nothing.append(torch.ones(1))
+    assert len(nothing.disk) == 1 and not nothing.memory
 
 
 def test_disk_list_reads_lazily_and_as_one_batch(key):

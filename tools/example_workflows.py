@@ -12,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from discomfort.api import Runtime
 from discomfort.executor.embedded import boot
 from discomfort.executor.loop_node import output_slot
 from discomfort.executor.node_defs import LiveNodeDefs
@@ -182,8 +183,56 @@ def pipeline_refine(defs):
     )
 
 
+STATES = ("refine_then_upscale_1_start", "refine_then_upscale_2_refine", "refine_then_upscale_3_upscale")
+HOW_TO_RUN_STATES = (
+    "Run the three files as one state machine: copy them into your workflows folder (`user/default/workflows`) "
+    f"and give `{STATES[0]}.json` to a Discomfort Workflow Loop (iterations 20), or `discomfort run {STATES[0]}.json "
+    "-n 20`. The loop's `path` output lists the file each iteration ran."
+)
+
+
+def states_start(defs):
+    c = Canvas(defs)
+    c.add(1, "EmptyImage", (0, 0), {"width": 96, "height": 96, "color": 0x202040}, title="Background")
+    c.add(2, "EmptyImage", (0, 200), {"width": 32, "height": 32, "color": 0xFFD040}, title="Square")
+    c.add(3, "ImageCompositeMasked", (340, 0), {"x": 32, "y": 32}, {"destination": (1, 0), "source": (2, 0)})
+    port(c, 4, "image", (680, 0), (3, 0), tags="", title="image leaves")
+    c.add(5, "PrimitiveString", (340, 300), {"value": f"{STATES[1]}.json"}, title="The next file")
+    port(c, 6, "next", (680, 300), (5, 0), tags="", title="next")
+    return c.workflow(f"**Refine, then upscale (1 of 3): start.** Makes the starting image and names the file to run "
+                      f"next in `next`.\n\n{HOW_TO_RUN_STATES}")  # fmt: skip
+
+
+def states_refine(defs):
+    c = Canvas(defs)
+    port(c, 1, "image", (0, 0), tags="", title="image enters")
+    c.add(2, "ImageBlur", (300, 0), {"blur_radius": 2, "sigma": 1.0}, {"image": (1, 0)}, title="Refinement step")
+    port(c, 3, "image", (640, 0), (2, 0), tags="", title="image leaves")
+    c.add(4, "DiscomfortImageDifference", (640, 150), {"threshold": 0.002}, {"image_a": (1, 0), "image_b": (2, 0)})
+    c.add(5, "DiscomfortChoose", (980, 150), {"if_true": f"{STATES[2]}.json", "if_false": f"{STATES[1]}.json"},
+          {"condition": (4, 1)}, title="Settled? upscale : refine again", size=(420, 120))  # fmt: skip
+    port(c, 6, "next", (1440, 150), (5, 0), tags="", title="next")
+    c.add(7, "SaveImage", (640, 330), {"filename_prefix": "refine_then_upscale/step"}, {"images": (2, 0)},
+          size=(300, 300))  # fmt: skip
+    return c.workflow("**Refine, then upscale (2 of 3): refine.** Blurs `image` once and measures how much it "
+                      "changed; while it still changes, `next` names this file again, once it has settled the "
+                      f"upscaler.\n\n{HOW_TO_RUN_STATES}")  # fmt: skip
+
+
+def states_upscale(defs):
+    c = Canvas(defs)
+    port(c, 1, "image", (0, 0), tags="", title="image enters")
+    c.add(2, "ImageScaleBy", (300, 0), {"upscale_method": "bilinear", "scale_by": 2.0}, {"image": (1, 0)})
+    port(c, 3, "image", (640, 0), (2, 0), tags="", title="image leaves")
+    c.add(4, "SaveImage", (640, 150), {"filename_prefix": "refine_then_upscale/final"}, {"images": (2, 0)},
+          size=(300, 300))  # fmt: skip
+    return c.workflow("**Refine, then upscale (3 of 3): upscale.** Doubles the settled image and saves it. It gives "
+                      f"no `next`: the loop ends after it.\n\n{HOW_TO_RUN_STATES}")  # fmt: skip
+
+
 EXAMPLES = (("refine_until_settled", refine), ("folder_one_at_a_time", folder), ("video_in_chunks", video),
-            ("pipeline_1_start", pipeline_start), ("pipeline_2_refine", pipeline_refine))  # fmt: skip
+            ("pipeline_1_start", pipeline_start), ("pipeline_2_refine", pipeline_refine),
+            (STATES[0], states_start), (STATES[1], states_refine), (STATES[2], states_upscale))  # fmt: skip
 
 
 def thumbnails(comfy, defs, workflows):
@@ -217,6 +266,11 @@ def thumbnails(comfy, defs, workflows):
         pictures["pipeline_1_start"] = pictures["pipeline_2_refine"] = [
             output / image.get("subfolder", "") / image["filename"] for image in stitched.images()
         ][:4]
+        with Runtime(output_directory=output) as runtime:  # the state machine, from the files as written
+            runtime.run([OUT / f"{STATES[0]}.json"], iterations=20)
+        states = output / "refine_then_upscale"
+        strip = [*sorted(states.glob("step_*.png"))[:3], *states.glob("final_*.png")]
+        pictures.update({name: strip for name in STATES})
         for name, paths in pictures.items():
             frames = [np.asarray(path.convert("RGB") if isinstance(path, Image.Image) else Image.open(path).convert(
                 "RGB").resize((160, 160), Image.NEAREST)) for path in paths]  # fmt: skip

@@ -145,7 +145,7 @@ export function shapeLoopSockets(graph, node, loop, portTypes) {
   changed = sortSlots(graph, node, "outputs", names) || changed;
   node.outputs.forEach((slot, index) => {
     const label = socketLabel(slot.name, uids, accumulate) ?? `${slot.name} (unused)`;
-    const type = outputType(slot.name, uids, accumulate, typeOf);
+    const type = outputType(node, slot.name, uids, accumulate, typeOf);
     if (slot.label !== label || slot.localized_name !== label || slot.type !== type) {
       node.outputs[index] = relabelled(node, slot, label, type);
       changed = true;
@@ -205,7 +205,7 @@ function relabelled(node, slot, label, type) {
   }
 }
 
-function outputType(name, uids, accumulate, typeOf) {
+function outputType(node, name, uids, accumulate, typeOf) {
   let match = VALUE.exec(name);
   if (match) return typeOf(uids[Number(match[1]) - 1]) ?? ANY;
   match = ACCUMULATED.exec(name);
@@ -213,7 +213,10 @@ function outputType(name, uids, accumulate, typeOf) {
     const type = typeOf(accumulate[Number(match[1]) - 1]);
     return BATCHED.has(type) ? type : ANY;
   }
-  return name === "iterations" ? "INT" : undefined;
+  // `iterations`, and the workflow loop's `path`: the type the backend gives them.
+  const data = node.constructor?.nodeData;
+  const index = backendOutputs(node).indexOf(name);
+  return (index >= 0 ? data?.output?.[index] : undefined) ?? ANY;
 }
 
 function widgetOf(node, name) {
