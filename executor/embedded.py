@@ -174,8 +174,11 @@ class EmbeddedComfy:
         except KeyboardInterrupt:
             import nodes
 
-            nodes.interrupt_processing(True)
-            concurrent.futures.wait([future])
+            # Asked again until the work ends: every inner run of a loop clears ComfyUI's flag as it starts, so a
+            # single request landing between the loop's check and that clearing would be lost, and the loop run on.
+            while not future.done():
+                nodes.interrupt_processing(True)
+                concurrent.futures.wait([future], timeout=0.1)
             nodes.interrupt_processing(False)  # it may have ended before looking; the next run must not see it
             raise
 
