@@ -8,6 +8,7 @@ console error.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.comfy
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_workflows"
+LOCK = REPO / "tools" / "requirements.lock"
 
 
 def example(name: str) -> dict:
@@ -409,20 +411,46 @@ def test_settings_switch_badges_highlight_and_counter_off(ui):
     assert counter_text(ui, 10).startswith("✓ settled after")
 
 
+def vue_rereads_badges(ui) -> bool:
+    """Whether this frontend's Vue renderer shows badges set on a node after it drew the node: frontend 1.49's
+    takes a node's badges once, when it mounts the node (its own price badges are computed, not set)."""
+    probe = ui.js(
+        "const node = LiteGraph.createNode('PreviewImage'); const [x, y] = app.canvas.ds.visible_area;"
+        "node.pos = [x + 20, y + 20]; app.graph.add(node); return node.id;"  # on screen: Vue draws only what shows
+    )
+    element = f"document.querySelector('[data-node-id=\"{probe}\"]')"
+    assert ui.until(lambda: ui.js(f"return !!{element}"), bool), "the Vue renderer did not draw the probe node"
+    ui.js(
+        "const node = app.graph.getNodeById(arg);"
+        "(await ext('badges')).setBadges(node, 'check', [{text: 'badge probe', bgColor: '#000000'}]);",
+        probe,
+    )
+    shown = ui.until(lambda: ui.js(f"return {element}?.innerText ?? ''"), lambda text: "badge probe" in text, 3)
+    ui.js("app.graph.remove(app.graph.getNodeById(arg))", probe)
+    return "badge probe" in shown
+
+
 def test_nodes_2_0_shows_the_same_badges_sockets_and_highlight_live(ui, tmp_path):
     ui.set_setting("Comfy.VueNodes.Enabled", True)
     ui.load(example("refine_until_settled"))
-    text = lambda: ui.js("return document.querySelector('.graph-canvas-container, body').innerText")  # noqa: E731
-    badges = ("PASSTHRU · image · entry", "OUTPUT · image · exit", "OUTPUT · settled · exit")
-    shown = ui.until(text, lambda shown: all(badge in shown for badge in badges))  # Vue draws them when it can
-    for badge in badges:
-        assert badge in shown
     assert ui.js("return document.querySelectorAll('[data-node-id]').length") >= 10  # the Vue renderer is on
-    ui.js(
-        "const preview = LiteGraph.createNode('PreviewImage'); preview.pos = [1600, 0]; app.graph.add(preview);"
-        "app.graph.getNodeById(6).connect(0, preview, 0);"
-    )
-    assert "PASSTHRU · image · exit" in ui.until(text, lambda shown: "PASSTHRU · image · exit" in shown)
+    if vue_rereads_badges(ui):
+        text = lambda: ui.js("return document.querySelector('.graph-canvas-container, body').innerText")  # noqa: E731
+        badges = ("PASSTHRU · image · entry", "OUTPUT · image · exit", "OUTPUT · settled · exit")
+        shown = ui.until(text, lambda shown: all(badge in shown for badge in badges))  # Vue draws them when it can
+        for badge in badges:
+            assert badge in shown
+        ui.js(
+            "const preview = LiteGraph.createNode('PreviewImage'); preview.pos = [1600, 0]; app.graph.add(preview);"
+            "app.graph.getNodeById(6).connect(0, preview, 0);"
+        )
+        assert "PASSTHRU · image · exit" in ui.until(text, lambda shown: "PASSTHRU · image · exit" in shown)
+    else:
+        # The frontend the runtime is provisioned with must show them; another may not (README, Compatibility).
+        version = ui.js("return window.__COMFYUI_FRONTEND_VERSION__")
+        assert f"comfyui_frontend_package=={version}" not in LOCK.read_text(), f"frontend {version}"
+        warnings.warn(f"frontend {version}'s Nodes 2.0 shows badges only as they were when it drew a node: "
+                      "badges not checked there, sockets and highlight are", stacklevel=1)  # fmt: skip
     slots = ui.js("return [...document.querySelectorAll('[data-node-id=\"10\"] span.text-node-component-slot-text')]"
                   ".map((s) => s.innerText.trim())"
                   ".filter(Boolean)")  # fmt: skip
