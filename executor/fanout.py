@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
-from ..serialization.checkpoint import CheckpointMismatch
-from ..serialization.codec import is_tensor
+from ..serialization.checkpoint import Checkpoint, CheckpointError, CheckpointMismatch
+from ..serialization.codec import digest
+from ..serialization.signing import SigningKey
 from ..serialization.stores import DiskStore
 from .plan import ITERATION_UID, LoopPlan
 
@@ -196,18 +196,25 @@ class InOrder:
 class Ledger:
     """Finished items on disk, so a rerun after the driver died does only what is left.
 
+        <directory>/.lock           held while a run uses the folder (as a checkpoint's, serialization/checkpoint.py)
         <directory>/fanout.json     what run this is: its fingerprint (body, settings, items) and item count
         <directory>/finished.jsonl  one line per finished item, appended when it finishes: the commit point
         <directory>/values/         accumulated values of finished items (a DiskStore), written before the line
 
-    Appending keeps each item's cost constant however many items the run has. A line cut short by a crash is
-    ignored, and so is its item's value: that item runs again.
+    The folder is taken as a checkpoint folder is: a link, a folder of other files or one another run holds is
+    refused. The header and every line are signed with the installation's key, since a server's clients can replace
+    files in its output folder: an edited ledger is refused, not resumed. Appending keeps each item's cost constant
+    however many items the run has. A line cut short by a crash is ignored, and so is its item's value: that item
+    runs again.
     """
 
-    def __init__(self, directory: str | os.PathLike, fingerprint: str, total: int):
+    def __init__(self, directory: str | os.PathLike, fingerprint: str, total: int, *, holder: str = "",
+                 key: SigningKey | None = None):  # fmt: skip
         self.directory = Path(directory)
         self.fingerprint = fingerprint
         self.total = total
+        self._folder = Checkpoint(directory, fingerprint, holder=holder, key=key)
+        self._key = key
         self._store: DiskStore | None = None
         self._log: Any = None
 
@@ -221,25 +228,20 @@ class Ledger:
 
     def open(self, resume: bool) -> dict[int, dict[str, Any]]:
         """Start the run: resume the ledger's finished items (returned, by item), or start over."""
-        finished: dict[int, dict[str, Any]] = {}
-        if resume and self.header.exists():
-            header = json.loads(self.header.read_text())
-            if header.get("format") != LEDGER_FORMAT or header.get("fingerprint") != self.fingerprint:
-                raise CheckpointMismatch(
-                    f"{self.directory} holds the finished items of a different run (its body, settings, inputs or "
-                    "items changed since); resume refused. Use another checkpoint folder, or run without resume "
-                    "to start over"
-                )
-            finished = self._read_log()
-        else:
-            if self.directory.exists():
-                shutil.rmtree(self.directory)
-            self.directory.mkdir(parents=True)
-            temporary = self.directory / ".fanout.json.tmp"
-            temporary.write_text(json.dumps({"format": LEDGER_FORMAT, "fingerprint": self.fingerprint,
-                                             "items": self.total}))  # fmt: skip
-            os.replace(temporary, self.header)
-        self._store = DiskStore(self.directory / "values", persistent=True)
+        self._folder.open()
+        try:
+            finished = self._resumed() if resume and self.header.exists() else None
+            if finished is None:
+                finished = {}
+                self._folder.reset()
+                temporary = self.directory / ".fanout.json.tmp"
+                temporary.write_text(self._signed({"format": LEDGER_FORMAT, "fingerprint": self.fingerprint,
+                                                   "items": self.total}))  # fmt: skip
+                os.replace(temporary, self.header)
+        except BaseException:
+            self._folder.close()
+            raise
+        self._store = DiskStore(self.directory / "values", persistent=True, key=self._key)
         self._log = open(self.log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         return finished
 
@@ -249,7 +251,7 @@ class Ledger:
         assert self._store is not None and self._log is not None, "open() the ledger first"
         for uid, value in values.items():
             self._store.put(f"{uid}/{index}", value)
-        self._log.write(json.dumps({"item": index, **entry}) + "\n")
+        self._log.write(self._signed({"item": index, **entry}) + "\n")
         self._log.flush()  # a killed driver loses nothing written; a power cut may cost the last items a rerun
 
     def value(self, uid: str, index: int) -> Any:
@@ -260,19 +262,50 @@ class Ledger:
         if self._log is not None:
             self._log.close()
             self._log = None
+        self._folder.close()
 
-    def _read_log(self) -> dict[int, dict[str, Any]]:
-        finished = {}
+    def _resumed(self) -> dict[int, dict[str, Any]]:
+        header = self._verified(self.header.read_text(encoding="utf-8"), self.header)
+        if header.get("format") != LEDGER_FORMAT or header.get("fingerprint") != self.fingerprint:
+            raise CheckpointMismatch(
+                f"{self.directory} holds the finished items of a different run (its body, settings, inputs or "
+                "items changed since); resume refused. Use another checkpoint folder, or run without resume "
+                "to start over"
+            )
+        finished: dict[int, dict[str, Any]] = {}
         if not self.log_file.exists():
             return finished
-        for line in self.log_file.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(self.log_file.read_text(encoding="utf-8").splitlines(), 1):
             try:
-                entry = json.loads(line)
+                json.loads(line)
             except json.JSONDecodeError:
                 continue  # cut short by a crash
-            if isinstance(entry, dict) and isinstance(entry.get("item"), int) and 0 <= entry["item"] < self.total:
+            entry = self._verified(line, self.log_file, number)
+            if isinstance(entry.get("item"), int) and 0 <= entry["item"] < self.total:
                 finished[entry.pop("item")] = entry
         return finished
+
+    def _signed(self, record: dict[str, Any]) -> str:
+        return json.dumps({**record, "signature": self._signing_key().sign_record(record)})
+
+    def _verified(self, text: str, file: Path, line: int | None = None) -> dict[str, Any]:
+        where = f"{file}, line {line}" if line else str(file)
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            record = None
+        signature = record.pop("signature", None) if isinstance(record, dict) else None
+        if not isinstance(signature, str) or not self._signing_key().verify_record(record, signature):
+            raise CheckpointError(
+                f"{where} was edited, or written by another installation: its signature does not match; resume "
+                "refused. Run without resume to start over"
+            )
+        return record
+
+    def _signing_key(self) -> SigningKey:
+        if self._key is None:
+            self._key = SigningKey.load_or_create()
+        return self._key
 
 
 class StoredValues(Sequence):
@@ -297,14 +330,14 @@ class StoredValues(Sequence):
 def run_fingerprint(plan: LoopPlan, accumulate: Sequence[str], initial: Mapping[str, Any],
                     items: Sequence[Mapping[str, Any]]) -> str:  # fmt: skip
     """Equal for the same body, accumulated uids, inputs and items: what a ledger may be resumed under."""
-    digest = hashlib.sha256(plan.fingerprint.encode())
-    digest.update(json.dumps(sorted(accumulate)).encode())
+    hashed = hashlib.sha256(plan.fingerprint.encode())
+    hashed.update(json.dumps(sorted(accumulate)).encode())
     for values in (initial, *items):
         for uid in sorted(values):
-            digest.update(uid.encode())
-            digest.update(_file_digest(values[uid]) if uid == IMAGE_FILE else _digest(values[uid]))
-        digest.update(b"\0")
-    return digest.hexdigest()
+            hashed.update(uid.encode())
+            hashed.update(_file_digest(values[uid]) if uid == IMAGE_FILE else digest(values[uid]))
+        hashed.update(b"\0")
+    return hashed.hexdigest()
 
 
 def _file_digest(path: str) -> bytes:
@@ -314,15 +347,3 @@ def _file_digest(path: str) -> bytes:
     except OSError:
         return path.encode()
     return repr((path, stat.st_size, stat.st_mtime_ns)).encode()
-
-
-def _digest(value: Any) -> bytes:
-    if is_tensor(value):
-        import torch
-
-        data = value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        return hashlib.blake2b(memoryview(data), digest_size=16).digest() + repr((value.dtype, value.shape)).encode()
-    try:
-        return json.dumps(value, sort_keys=True).encode()
-    except (TypeError, ValueError):
-        return repr(type(value)).encode()

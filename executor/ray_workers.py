@@ -200,7 +200,7 @@ class _Run:
         finished: dict[int, dict[str, Any]] = {}
         if settings.checkpoint is not None:
             fingerprint = run_fingerprint(plan, settings.accumulate, initial, items)
-            self.ledger = Ledger(settings.checkpoint, fingerprint, len(items))
+            self.ledger = Ledger(settings.checkpoint, fingerprint, len(items), holder=f"loop {plan.loop_id}")
             finished = self.ledger.open(settings.resume)
             if finished:
                 log.info("loop %s resumes: %d of %d items finished in %s", plan.loop_id, len(finished), len(items),

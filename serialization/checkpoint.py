@@ -196,7 +196,7 @@ class Checkpoint:
                  "stopped": stopped, "accumulated": counts,
                  "path": _folded(path), "next": list(next) if next is not None else None,
                  "plans": dict(plans or {})}  # fmt: skip
-        state["signature"] = self._signing_key().sign(_canonical(state))
+        state["signature"] = self._signing_key().sign_record(state)
         temporary = self.directory / f".{STATE}.tmp"
         temporary.write_text(json.dumps(state, indent=1))
         os.replace(temporary, self.state_file)
@@ -222,7 +222,7 @@ class Checkpoint:
             raise CheckpointError(f"{self.state_file}: checkpoint format {found!r} is not {FORMAT}; resume refused. "
                                   "Run without resume to start over")  # fmt: skip
         signature = state.pop("signature", None)
-        if not isinstance(signature, str) or not self._signing_key().verify(_canonical(state), signature):
+        if not isinstance(signature, str) or not self._signing_key().verify_record(state, signature):
             raise CheckpointError(
                 f"{self.state_file} was edited, or written by another installation: its signature does not match; "
                 "resume refused. Run without resume to start over"
@@ -283,10 +283,6 @@ def _folded(path: Sequence[Sequence[str]]) -> list[list[Any]]:
 
 def _unfolded(folded: list[list[Any]]) -> list[tuple[str, ...]]:
     return [tuple(step) for step, times in folded for _ in range(times)]
-
-
-def _canonical(state: dict[str, Any]) -> bytes:
-    return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _read_all(descriptor: int) -> bytes:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import SerializationError
 
@@ -47,6 +50,13 @@ class SigningKey:
     def verify(self, payload: bytes, signature: str) -> bool:
         return hmac.compare_digest(self.sign(payload), signature)
 
+    def sign_record(self, record: Mapping[str, Any]) -> str:
+        """The signature of a JSON record (a checkpoint's state, a ledger line), whatever order its keys are in."""
+        return self.sign(_canonical(record))
+
+    def verify_record(self, record: Mapping[str, Any], signature: str) -> bool:
+        return self.verify(_canonical(record), signature)
+
     @classmethod
     def load_or_create(cls, path: str | os.PathLike | None = None) -> SigningKey:
         """Read the key at `path` (default `default_key_path()`), creating it with mode 0600 if absent."""
@@ -74,3 +84,7 @@ def _create(path: Path) -> bytes:
     finally:
         temporary.unlink(missing_ok=True)
     return secret
+
+
+def _canonical(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 # Ray on loopback only, and no usage report: read when ray is first imported.
@@ -26,9 +27,17 @@ from graphs import port
 from PIL import Image
 
 from discomfort.errors import LoopError, SettingsError
-from discomfort.executor.fanout import IMAGE_FILE, InOrder, Ledger, Schedule, check_independent, check_items
+from discomfort.executor.fanout import (
+    IMAGE_FILE,
+    InOrder,
+    Ledger,
+    Schedule,
+    check_independent,
+    check_items,
+    run_fingerprint,
+)
 from discomfort.executor.plan import plan_workflow
-from discomfort.serialization.checkpoint import CheckpointMismatch
+from discomfort.serialization.checkpoint import CheckpointError, CheckpointLocked, CheckpointMismatch
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "example_workflows" / "folder_one_at_a_time.json"
@@ -75,6 +84,57 @@ def test_the_ledger_resumes_finished_items_and_ignores_a_torn_line(tmp_path):
     fresh = Ledger(tmp_path / "run", "other", total=5)
     assert fresh.open(resume=False) == {}  # without resume, the folder starts over
     fresh.close()
+
+
+def test_the_ledger_takes_its_folder_as_a_checkpoint_does(tmp_path):
+    others = tmp_path / "photos"
+    others.mkdir()
+    (others / "keep.png").write_bytes(b"mine")
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        Ledger(others, "fp", total=2).open(resume=False)
+    assert (others / "keep.png").read_bytes() == b"mine"  # not emptied to make room
+    first = Ledger(tmp_path / "run", "fp", total=2, holder="loop 7")
+    first.open(resume=False)
+    with pytest.raises(CheckpointLocked, match="in use by loop 7"):
+        Ledger(tmp_path / "run", "fp", total=2).open(resume=True)
+    first.finish(1, {}, {"seconds": 0.1})
+    first.close()
+    (tmp_path / "run" / "elsewhere").symlink_to(others, target_is_directory=True)
+    with pytest.raises(CheckpointError, match="holds a link"):
+        Ledger(tmp_path / "run", "fp", total=2).open(resume=False)
+    assert (others / "keep.png").exists()
+
+
+@pytest.mark.parametrize("edit", ["line", "header"])
+def test_an_edited_ledger_is_refused_not_resumed(tmp_path, edit):
+    ledger = Ledger(tmp_path / "run", "fp", total=3)
+    ledger.open(resume=False)
+    ledger.finish(0, {}, {"seconds": 0.1})
+    ledger.close()
+    if edit == "line":  # items marked finished that never ran
+        (tmp_path / "run" / "finished.jsonl").write_text('{"item": 1, "seconds": 0.1}\n{"item": 2}\n')
+        where = "finished.jsonl, line 1"
+    else:  # another run's items passed off as this one's
+        header = json.loads((tmp_path / "run" / "fanout.json").read_text())
+        (tmp_path / "run" / "fanout.json").write_text(json.dumps({**header, "fingerprint": "other"}))
+        where = "fanout.json"
+    again = Ledger(tmp_path / "run", "other" if edit == "header" else "fp", total=3)
+    with pytest.raises(CheckpointError, match=f"{where} was edited"):
+        again.open(resume=True)
+    assert again.open(resume=False) == {}  # the folder is not held by the refused resume
+    again.close()
+
+
+def test_a_ledger_fingerprint_counts_what_values_hold():
+    import torch
+
+    plan = types.SimpleNamespace(fingerprint="body")
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    changed = {"samples": torch.ones(1, 4, 8, 8)}
+    same = run_fingerprint(plan, [], {"latent": latent}, [{"seed": 1}])
+    assert same == run_fingerprint(plan, [], {"latent": {"samples": torch.zeros(1, 4, 8, 8)}}, [{"seed": 1}])
+    assert same != run_fingerprint(plan, [], {"latent": changed}, [{"seed": 1}])  # a LATENT by its tensors
+    assert same != run_fingerprint(plan, [], {"latent": latent}, [{"seed": 2}])
 
 
 def carried_body() -> dict:
