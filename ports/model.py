@@ -176,7 +176,11 @@ class PortGraph:
 
     def _body(self, loop_id: str, enclosing: tuple[str, ...]) -> LoopBody:
         if loop_id in self._bodies:
-            return self._bodies[loop_id]
+            body = self._bodies[loop_id]
+            # Found first on its own (its id came first), it is checked again where it stands in the nest.
+            if len(enclosing) + body.depth > MAX_DEPTH:
+                raise _TooDeep(" > ".join((*enclosing, loop_id, "...")))
+            return body
         if loop_id in enclosing:
             raise WorkflowError(f"loops {enclosing[-1]} and {loop_id} are each inside the other's body")
         if len(enclosing) >= MAX_DEPTH:

@@ -6,6 +6,8 @@ downstream-most its exit, those between pass the value on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -245,7 +247,7 @@ def test_ui_workflows_find_loop_bodies_by_the_body_widget():
     assert found == {"1": (Role.ENTRY, "4"), "3": (Role.EXIT, "4")}
 
 
-def nest(depth: int) -> dict:
+def nest(depth: int, loop_id: Callable[[int], str] = "l{}".format) -> dict:
     """Loops l1 around l2 around ... l<depth>, each carrying x through the next one in."""
     prompt = {"c": node("Int", value=0)}
     source = ["c", 0]
@@ -256,8 +258,8 @@ def nest(depth: int) -> dict:
     inner = ["add", 0]
     for level in range(depth, 0, -1):
         prompt[f"out{level}"] = port("x", inner, f"b{level}")
-        prompt[f"l{level}"] = loop(f"b{level}", uids="x")
-        inner = [f"l{level}", 0]
+        prompt[loop_id(level)] = loop(f"b{level}", uids="x")
+        inner = [loop_id(level), 0]
     return prompt
 
 
@@ -268,6 +270,17 @@ def test_nests_up_to_the_limit_are_planned_and_deeper_ones_refused_at_the_limit(
     # Each loop is refused on its own depth; the innermost eight, which could run alone, go with the loops around.
     assert all(prepared[f"l{level}"]["class_type"] == CHECK for level in range(1, 23))
     assert not {f"l{level}" for level in range(23, 31)} & set(prepared)
+
+
+def test_a_nest_too_deep_is_refused_whichever_loop_comes_first():
+    # Loops made inner first: the innermost's id comes first, its body is found alone, then within the others.
+    def inner_first(level: int) -> str:
+        return f"l{100 - level}"
+
+    assert PortGraph(nest(MAX_DEPTH, inner_first)).loop_body(inner_first(1)).depth == MAX_DEPTH
+    prepared = prepare_prompt(nest(MAX_DEPTH + 1, inner_first))
+    assert prepared["l99"]["class_type"] == CHECK
+    assert prepared["l99"]["inputs"]["problem"].startswith(f"loops are nested more than {MAX_DEPTH} deep (l99 > l98")
 
 
 def test_a_loop_linked_to_its_own_body_is_refused():
