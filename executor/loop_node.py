@@ -209,7 +209,12 @@ class DiscomfortLoop:
             return {"result": links, "expand": graph}
         record.close()
         report.ended(record, "settled" if record.stopped_early else "finished")
-        graph, _ = outcome.expansion(call_id, record.shown, None, 0)
+        # What the body showed on the loop node itself (a workflow file's nodes) goes with the loop's own previews:
+        # a replay after them would replace them on the canvas.
+        shown = dict(record.shown)
+        own = shown.pop(runner.proxy.display_node_id, {})
+        ui = {key: [*own.get(key, []), *ui.get(key, [])] for key in {*own, *ui}}
+        graph, _ = outcome.expansion(call_id, shown, None, 0)
         return {"ui": ui, "result": outputs, **({"expand": graph} if graph else {})}
 
     def visible(self, plan: Any) -> frozenset[str]:

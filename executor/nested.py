@@ -188,14 +188,15 @@ class NestedRunner:
         await self.executor.execute_async(prompt, prompt_id, extra_data, outputs)
 
     def ui_outputs(self) -> dict[str, dict[str, Any]]:
-        """What the body's nodes showed in the last run, by the node shown (as in /history: node id ->
+        """What the body's nodes showed in the last run, by the node the canvas shows it on (node id ->
         {"images": [...], ...}); outputs served from the cache were shown when they first ran, and are left out."""
         result = getattr(self.executor, "history_result", {})
         meta = result.get("meta", {})
         shown: dict[str, dict[str, Any]] = {}
         for node_id, ui in result.get("outputs", {}).items():
             if node_id not in self.proxy.cached and ui:
-                display = (meta.get(node_id) or {}).get("display_node") or node_id
+                # As the canvas showed it: a workflow file's node on the loop node, not on a node sharing its id.
+                display = self.proxy.shown((meta.get(node_id) or {}).get("display_node") or node_id)
                 merged = shown.setdefault(display, {})
                 for key, items in ui.items():
                     merged[key] = [*merged.get(key, []), *items] if isinstance(items, (list, tuple)) else items

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from comfy_client import shown_on
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -157,6 +158,30 @@ def test_the_workflow_loop_node_runs_each_file_on_what_the_one_before_gave(serve
     assert run.status == "success", run.messages[-3:]
     (saved,) = (server.base_directory / "output" / "chains").glob("ab_*.png")
     assert np.array_equal(np.asarray(Image.open(saved)), as_png_pixels(direct(A + B, x)))
+
+
+def test_what_a_workflow_files_nodes_show_lands_on_the_loop_node_not_on_a_node_sharing_an_id(server, client,
+                                                                                             files):  # fmt: skip
+    workflows = server.base_directory / "user" / "default" / "workflows" / "chains"
+    workflows.mkdir(parents=True, exist_ok=True)
+    (workflows / "marker.json").write_text(files["m.json"].read_text())  # its PreviewImage is node 3
+    inputs = {"workflows": "chains/marker.json", "iterations": 2, "uids": "mark", "accumulate": "", "stop_when": ""}
+    prompt = {
+        "2": {"class_type": "DiscomfortWorkflowLoop", "inputs": inputs},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "chains/marked"}},
+    }
+    run = client.run(prompt)
+    assert run.status == "success", run.messages[-3:]
+    on_3 = [data["output"] for data in run.events("executed") if shown_on(data) == "3"]
+    assert [[image["type"] for image in output["images"]] for output in on_3] == [["output"]]  # its own save only
+    history = [(run.history["meta"][node_id]["display_node"], output) for node_id, output in run.outputs().items()]
+    on_loop = [image for node, output in history if node == "2" for image in output.get("images", [])]
+    names = [image["filename"] for image in on_loop]
+    assert any(name.startswith("ComfyUI_temp") for name in names), names  # the file's preview
+    assert any(name.startswith("discomfort_loop_2") for name in names), names  # the loop's, kept beside it
+    (last,) = [data["output"] for data in run.events("executed") if shown_on(data) == "2"][-1:]
+    assert [image["filename"] for image in last["images"]] == names  # the canvas ends showing both
+    assert [node for node, _ in history].count("3") == 1
 
 
 STEPS = st.lists(st.sampled_from([("ImageBlur", {"blur_radius": 1, "sigma": 0.7}), ("ImageInvert", {}),
