@@ -3,8 +3,9 @@
 The API key never passes through the graph: the node names an environment variable (or reads a key file in
 ComfyUI's user folder), so no key ends up in a widget, a saved workflow or a PNG's metadata. Workflows are shared,
 so what one names is checked: only variables the machine's owner allowed are read, only http and https URLs are
-asked, every attempt is bounded in time and bytes, Cancel stops the wait, the key does not follow a redirect to
-another host, and a key the endpoint quotes back is blanked before its words reach an error, a log or /history.
+asked, every attempt is bounded in time and bytes and all of an image's attempts together in time, Cancel stops
+the wait, the key does not follow a redirect to another host, and a key the endpoint quotes back (in a body or a
+Location) is blanked before its words reach an error, a log or /history.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BACKOFF_SECONDS = 0.5  # first wait; doubled each retry, or what the server's Retry-After says
 MAX_WAIT_SECONDS = 60.0  # a Retry-After longer than this is not waited for: the describer gives up at once
+# All attempts for one image and the waits between them: 21 attempts of up to an hour (the widgets' limits) would
+# hold ComfyUI's queue for a day. As long as the longest `timeout`, so a single attempt is never cut short by it.
+MAX_TOTAL_SECONDS = 3600.0
 MAX_RESPONSE_BYTES = 4 * 1024**2  # a description is a few KB; an endpoint sending more is refused, not buffered
 MAX_REDIRECTS = 3  # 307 and 308 only: they keep the POST and its body
 POLL_SECONDS = 0.1  # how often a waiting describer looks at ComfyUI's Cancel flag
@@ -96,7 +100,8 @@ async def describe(image_png: bytes, *, base_url: str, model: str, prompt: str, 
     """One chat-completions request for one image, retried with backoff on 429, 5xx and timeouts.
 
     Each attempt, the whole answer included, takes at most `timeout` seconds and `MAX_RESPONSE_BYTES`; a wait
-    between attempts at most `MAX_WAIT_SECONDS`. Cancel in ComfyUI stops any of them at once.
+    between attempts at most `MAX_WAIT_SECONDS`; all of them together at most `MAX_TOTAL_SECONDS`. Cancel in
+    ComfyUI stops any of them at once.
     """
     url = checked_url(base_url).rstrip("/") + "/chat/completions"
     redact = _redactor(key)
@@ -109,17 +114,21 @@ async def describe(image_png: bytes, *, base_url: str, model: str, prompt: str, 
         ]}],
     }).encode()  # fmt: skip
     wait = BACKOFF_SECONDS
+    deadline = time.monotonic() + MAX_TOTAL_SECONDS
     for attempt in range(retries + 1):
         try:
-            status, headers, data = await _until_done(_post(url, body, key), timeout)
+            # no attempt runs past the deadline: a retry gets what is left of it when that is less than `timeout`
+            left = max(deadline - time.monotonic(), 0.0)
+            status, headers, data = await _until_done(_post(url, body, key, redact), min(timeout, left))
         except _Retryable as error:
+            failure = redact(f"did not answer after {attempt + 1} attempt(s): {error}")
             if attempt == retries:
-                raise DescriberError(redact(f"{url} did not answer after {retries + 1} attempt(s): {error}")) from None
+                raise DescriberError(f"{url} {failure}") from None
             delay = wait
         else:
             if status == 200:
-                return redact(_text(data, url))
-            message = redact(_server_message(data, status))
+                return redact(_text(data, url, redact))
+            message = _server_message(data, status, redact)
             if status not in RETRY_STATUSES or attempt == retries:
                 hint = " (check the API key)" if status in (401, 403) else ""
                 raise DescriberError(f"{url} answered {status}{hint}: {message}")
@@ -127,6 +136,10 @@ async def describe(image_png: bytes, *, base_url: str, model: str, prompt: str, 
             if delay > MAX_WAIT_SECONDS:
                 raise DescriberError(f"{url} answered {status} and asked to wait {delay:g} s (more than "
                                      f"{MAX_WAIT_SECONDS:g} s); not retried: {message}")  # fmt: skip
+            failure = f"answered {status}: {message}"
+        if time.monotonic() + delay >= deadline:
+            raise DescriberError(f"{url} {failure}; not retried: the describer gives up on an image after "
+                                 f"{MAX_TOTAL_SECONDS:g} s in all, waits included")  # fmt: skip
         log.warning("describer: attempt %d failed, retrying in %.1f s", attempt + 1, delay)
         await _sleep(delay)
         wait = min(wait * 2, MAX_WAIT_SECONDS)
@@ -137,8 +150,12 @@ class _Retryable(Exception):
     """An attempt that may succeed if tried again: a timeout, a refused or dropped connection."""
 
 
-async def _post(url: str, body: bytes, key: str) -> tuple[int, Any, bytes]:
-    """POST `body`, following 307/308 redirects (the key only to the same origin); (status, headers, bytes)."""
+async def _post(url: str, body: bytes, key: str, redact: Callable[[str], str]) -> tuple[int, Any, bytes]:
+    """POST `body`, following 307/308 redirects (the key only to the same origin); (status, headers, bytes).
+
+    After a redirect `url` is the endpoint's choice (its Location), which may quote the key: every message naming
+    it goes through `redact`.
+    """
     import aiohttp
 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
@@ -153,18 +170,23 @@ async def _post(url: str, body: bytes, key: str) -> tuple[int, Any, bytes]:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                         target = urllib.parse.urljoin(url, response.headers["Location"])
                         if response.status not in (307, 308):
-                            raise DescriberError(f"{url} redirected to {target} with {response.status}, which "
-                                                 "would drop the request; the describer follows redirects only "
-                                                 "with 307 and 308")  # fmt: skip
-                        checked_url(target)
+                            raise DescriberError(redact(f"{url} redirected to {target} with {response.status}, "
+                                                        "which would drop the request; the describer follows "
+                                                        "redirects only with 307 and 308"))  # fmt: skip
+                        try:
+                            checked_url(target)
+                        except SettingsError:  # it quotes the Location cut short, where a cut key is not found
+                            raise DescriberError(f"{redact(url)} redirected to {shown(redact(target))}, which the "
+                                                 "describer does not follow: it must be an http or https URL with a "
+                                                 "host, no credentials and no spaces") from None  # fmt: skip
                         if _origin(target) != origin:
                             headers.pop("Authorization", None)  # the key was meant for the host the workflow named
                         url = target
                         continue
-                    return response.status, response.headers, await _read(response, url)
+                    return response.status, response.headers, await _read(response, redact(url))
             except (aiohttp.ClientError, OSError) as error:
                 raise _Retryable(f"{type(error).__name__}: {error}") from None
-        raise DescriberError(f"{url}: more than {MAX_REDIRECTS} redirects")
+        raise DescriberError(redact(f"{url}: more than {MAX_REDIRECTS} redirects"))
 
 
 async def _read(response: Any, url: str) -> bytes:
@@ -242,19 +264,19 @@ def _redactor(key: str) -> Callable[[str], str]:
     return lambda text: text.replace(key, "[api key]")
 
 
-def _text(data: bytes, url: str) -> str:
+def _text(data: bytes, url: str, redact: Callable[[str], str]) -> str:
     try:
         reply = json.loads(data)
         return str(reply["choices"][0]["message"]["content"]).strip()
     except (ValueError, KeyError, IndexError, TypeError):
-        excerpt = data[:300].decode("utf-8", "replace")
+        excerpt = redact(data.decode("utf-8", "replace"))[:300]  # blanked, then cut: a cut key is not found
         raise DescriberError(f"{url} answered without choices[0].message.content: {excerpt}") from None
 
 
-def _server_message(data: bytes, status: int) -> str:
-    raw = data[:2000].decode("utf-8", "replace")
+def _server_message(data: bytes, status: int, redact: Callable[[str], str]) -> str:
+    raw = redact(data.decode("utf-8", "replace"))[:2000]  # blanked, then cut: a cut key is not found
     try:
-        return str(json.loads(raw)["error"]["message"])
+        return redact(str(json.loads(raw)["error"]["message"]))  # again: JSON may have escaped the key
     except (ValueError, KeyError, TypeError):
         return raw.strip() or f"HTTP {status}"
 

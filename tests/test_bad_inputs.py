@@ -271,8 +271,9 @@ def describer_endpoint(case, server, client, tmp_path):
         if case.get("cut_short"):
             assert True not in main.finished, "the describer waited for the whole answer"
         assert not [seen for seen in other.seen if KEY in (seen["auth"] or "")], "the key went to another host"
-    assert KEY not in json.dumps(context["run"].history if context["run"] else {})
-    assert KEY not in server.log_path.read_text(errors="replace")
+    # the key's head, not the whole key: a message that cuts what it quotes could keep a part of it
+    assert KEY[:16] not in json.dumps(context["run"].history if context["run"] else {})
+    assert KEY[:16] not in server.log_path.read_text(errors="replace")
 
 
 SETUPS = {
