@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
-from ..serialization.checkpoint import Checkpoint, CheckpointError, CheckpointMismatch
+from ..serialization.checkpoint import Checkpoint, CheckpointMismatch, verified
 from ..serialization.codec import digest
 from ..serialization.signing import SigningKey
 from ..serialization.stores import DiskStore
@@ -289,18 +289,11 @@ class Ledger:
         return json.dumps({**record, "signature": self._signing_key().sign_record(record)})
 
     def _verified(self, text: str, file: Path, line: int | None = None) -> dict[str, Any]:
-        where = f"{file}, line {line}" if line else str(file)
         try:
             record = json.loads(text)
         except json.JSONDecodeError:
             record = None
-        signature = record.pop("signature", None) if isinstance(record, dict) else None
-        if not isinstance(signature, str) or not self._signing_key().verify_record(record, signature):
-            raise CheckpointError(
-                f"{where} was edited, or written by another installation: its signature does not match; resume "
-                "refused. Run without resume to start over"
-            )
-        return record
+        return verified(record, self._signing_key(), f"{file}, line {line}" if line else str(file))
 
     def _signing_key(self) -> SigningKey:
         if self._key is None:

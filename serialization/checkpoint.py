@@ -221,13 +221,7 @@ class Checkpoint:
             found = state.get("format") if isinstance(state, dict) else None
             raise CheckpointError(f"{self.state_file}: checkpoint format {found!r} is not {FORMAT}; resume refused. "
                                   "Run without resume to start over")  # fmt: skip
-        signature = state.pop("signature", None)
-        if not isinstance(signature, str) or not self._signing_key().verify_record(state, signature):
-            raise CheckpointError(
-                f"{self.state_file} was edited, or written by another installation: its signature does not match; "
-                "resume refused. Run without resume to start over"
-            )
-        return state
+        return verified(state, self._signing_key(), str(self.state_file))
 
     def _check_folder(self) -> None:
         try:
@@ -268,6 +262,17 @@ class Checkpoint:
         if self._key is None:
             self._key = SigningKey.load_or_create()
         return self._key
+
+
+def verified(record: Any, key: SigningKey, where: str) -> dict[str, Any]:
+    """`record` without its signature, if `key` made it; else a `CheckpointError` naming `where` (a file, a line)."""
+    signature = record.pop("signature", None) if isinstance(record, dict) else None
+    if not isinstance(signature, str) or not key.verify_record(record, signature):
+        raise CheckpointError(
+            f"{where} was edited, or written by another installation: its signature does not match; resume "
+            "refused. Run without resume to start over"
+        )
+    return record
 
 
 def _folded(path: Sequence[Sequence[str]]) -> list[list[Any]]:
