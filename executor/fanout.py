@@ -265,7 +265,11 @@ class Ledger:
         self._folder.close()
 
     def _resumed(self) -> dict[int, dict[str, Any]]:
-        header = self._verified(self.header.read_text(encoding="utf-8"), self.header)
+        try:
+            header = json.loads(self.header.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            header = None
+        header = verified(header, self._signing_key(), str(self.header))
         if header.get("format") != LEDGER_FORMAT or header.get("fingerprint") != self.fingerprint:
             raise CheckpointMismatch(
                 f"{self.directory} holds the finished items of a different run (its body, settings, inputs or "
@@ -277,23 +281,16 @@ class Ledger:
             return finished
         for number, line in enumerate(self.log_file.read_text(encoding="utf-8").splitlines(), 1):
             try:
-                json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # cut short by a crash
-            entry = self._verified(line, self.log_file, number)
+            entry = verified(record, self._signing_key(), f"{self.log_file}, line {number}")
             if isinstance(entry.get("item"), int) and 0 <= entry["item"] < self.total:
                 finished[entry.pop("item")] = entry
         return finished
 
     def _signed(self, record: dict[str, Any]) -> str:
         return json.dumps({**record, "signature": self._signing_key().sign_record(record)})
-
-    def _verified(self, text: str, file: Path, line: int | None = None) -> dict[str, Any]:
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError:
-            record = None
-        return verified(record, self._signing_key(), f"{file}, line {line}" if line else str(file))
 
     def _signing_key(self) -> SigningKey:
         if self._key is None:
