@@ -25,7 +25,8 @@ class Endpoint:
     "ok", or a status (401, 429, 500) with an error message; "slow" (ok after 1.5 s); "hang" (nothing for 60 s);
     "retry_after_hour" (429, Retry-After: 3600); "trickle" (a valid answer, one byte every 0.1 s); "huge" (a
     64 MiB body); ("redirect", status, url); "echo_key" (401 quoting the key it was sent); "ok_echo_key" (a
-    description quoting the key).
+    description quoting the key); ("no_choices_echo_key", pad) (200 without choices, quoting the key `pad`
+    characters into its body).
     """
 
     url: str  # base_url for the describer: http://127.0.0.1:<port>/v1
@@ -66,6 +67,8 @@ def _handler(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
                 detail = body["messages"][0]["content"][1]["image_url"]["detail"]
                 text = f"a picture ({detail})" + (f" sent with {auth}" if step == "ok_echo_key" else "")
                 self._send(200, {"choices": [{"message": {"role": "assistant", "content": text}}]})
+            elif isinstance(step, (list, tuple)) and step[0] == "no_choices_echo_key":
+                self._send(200, {"error": "x" * step[1] + f"no such model for {auth}"})
             elif step == "echo_key":
                 self._send(401, {"error": {"message": f"Incorrect API key provided: {auth}"}})
             elif step == "retry_after_hour":

@@ -179,7 +179,7 @@ def test_what_a_workflow_files_nodes_show_lands_on_the_loop_node_not_on_a_node_s
     names = [image["filename"] for image in on_loop]
     assert any(name.startswith("ComfyUI_temp") for name in names), names  # the file's preview
     assert any(name.startswith("discomfort_loop_2") for name in names), names  # the loop's, kept beside it
-    (last,) = [data["output"] for data in run.events("executed") if shown_on(data) == "2"][-1:]
+    last = [data["output"] for data in run.events("executed") if shown_on(data) == "2"][-1]
     assert [image["filename"] for image in last["images"]] == names  # the canvas ends showing both
     assert [node for node, _ in history].count("3") == 1
 
